@@ -1,0 +1,3 @@
+from safety_filter.cli import main
+
+raise SystemExit(main())

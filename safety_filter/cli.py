@@ -1,0 +1,202 @@
+"""The `safety-filter` command: scan texts, serve the filtering proxy, evaluate, manage lists.
+
+Every subcommand goes through the same `Engine` as the middleware. Exit codes: 0 on success
+(whatever the verdicts), 2 on usage, input or policy errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import islice
+from pathlib import Path
+from typing import Any, TextIO
+
+from safety_filter.engine import Engine
+from safety_filter.policy import ROLES, Policy, PolicyError, load_policy
+
+JSONL_BATCH = 32
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except PolicyError as exc:
+        print(f"safety-filter: {exc}", file=sys.stderr)
+        return 2
+    except (OSError, ValueError) as exc:
+        print(f"safety-filter: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="safety-filter", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    scan = sub.add_parser("scan", help="print the verdict for a text (or for JSON lines with --jsonl)")
+    _policy_options(scan)
+    scan.add_argument("--role", choices=ROLES, default="prompt", help="check as a prompt or a completion (default: prompt)")
+    scan.add_argument("--jsonl", action="store_true", help='read JSON lines {"text": ..., "role": ...} and write one verdict per line')
+    scan.add_argument("input", nargs="?", metavar="TEXT|FILE", help="the text (or, with --jsonl, the file); stdin when absent")
+    scan.set_defaults(run=_scan)
+
+    serve = sub.add_parser("serve", help="run the filtering reverse proxy (in front of --upstream, or the demo model)")
+    _policy_options(serve)
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--upstream", metavar="URL", help="OpenAI-compatible server to protect; without it, a built-in demo model answers")
+    serve.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the upstream (default: 120)")
+    serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    serve.set_defaults(run=_serve)
+
+    from safety_filter.evaluation import add_eval_parser
+
+    add_eval_parser(sub, _policy_options)
+
+    from safety_filter.blocklist_cli import add_blocklist_parser
+
+    add_blocklist_parser(sub)
+    return parser
+
+
+def _policy_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--policy", metavar="FILE", help="policy YAML (default: the shipped policy)")
+    parser.add_argument("--blocklist", metavar="FILE", action="append", default=[], help="an extra rule list to load (repeatable)")
+
+
+def engine_from_args(args: argparse.Namespace) -> Engine:
+    """The engine for `--policy` plus any `--blocklist` files."""
+    policy = load_policy(args.policy)
+    if args.blocklist:
+        missing = [path for path in args.blocklist if not Path(path).exists()]
+        if missing:
+            raise ValueError(f"blocklist file not found: {missing[0]}")
+        policy = _with_extra_lists(policy, args.blocklist)
+    engine = Engine(policy, policy_path=args.policy) if not args.blocklist else Engine(policy)
+    engine.load()
+    return engine
+
+
+def _with_extra_lists(policy: Policy, paths: Iterable[str]) -> Policy:
+    rules = policy.detectors.rules
+    rules = rules.model_copy(update={"enabled": True, "blocklists": (*rules.blocklists, *(str(Path(p).resolve()) for p in paths))})
+    return policy.model_copy(update={"detectors": policy.detectors.model_copy(update={"rules": rules})})
+
+
+# -- scan ----------------------------------------------------------------------------------
+
+
+def _scan(args: argparse.Namespace) -> int:
+    engine = engine_from_args(args)
+    if args.jsonl:
+        source = sys.stdin if args.input in (None, "-") else open(args.input, encoding="utf-8")  # noqa: SIM115
+        with source:
+            scan_jsonl(engine, source, sys.stdout)
+        return 0
+    text = args.input if args.input is not None else sys.stdin.read()
+    verdict = engine.check_sync([text], args.role)[0]
+    print(json.dumps(verdict.to_dict(), ensure_ascii=False))
+    return 0
+
+
+def scan_jsonl(engine: Engine, lines: Iterable[str], out: TextIO, *, batch: int = JSONL_BATCH) -> None:
+    """One verdict line per input line, in order; a bad line gets `{"error": ...}` in its place."""
+    numbered = enumerate(lines, start=1)
+    while chunk := list(islice(numbered, batch)):
+        results: list[dict[str, Any] | None] = [None] * len(chunk)
+        by_role: dict[str, list[tuple[int, str]]] = {}
+        for slot, (number, line) in enumerate(chunk):
+            parsed = _parse_line(line, number)
+            if isinstance(parsed, dict):
+                results[slot] = parsed
+            else:
+                by_role.setdefault(parsed[1], []).append((slot, parsed[0]))
+        for role, items in by_role.items():
+            verdicts = engine.check_sync([text for _, text in items], role)  # type: ignore[arg-type]
+            for (slot, _), verdict in zip(items, verdicts, strict=True):
+                results[slot] = verdict.to_dict()
+        for result in results:
+            out.write(json.dumps(result, ensure_ascii=False) + "\n")
+        out.flush()
+
+
+def _parse_line(line: str, number: int) -> tuple[str, str] | dict[str, Any]:
+    """(text, role) from one JSON line, or the error verdict that takes its place."""
+    try:
+        item = json.loads(line)
+    except ValueError as exc:
+        return {"error": f"line {number}: not valid JSON ({exc})", "line": number}
+    if not isinstance(item, dict) or not isinstance(item.get("text"), str):
+        return {"error": f'line {number}: expected an object with a string "text"', "line": number}
+    role = item.get("role", "prompt")
+    if role not in ROLES:
+        return {"error": f"line {number}: role must be one of {', '.join(ROLES)}", "line": number}
+    return item["text"], role
+
+
+def iter_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
+    """Rows of a JSON-lines file; a bad line raises ValueError naming the file and line."""
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except ValueError as exc:
+                raise ValueError(f"{path}:{number}: not valid JSON ({exc})") from None
+            if not isinstance(row, dict):
+                raise ValueError(f"{path}:{number}: expected a JSON object")
+            yield row
+
+
+# -- serve ---------------------------------------------------------------------------------
+
+
+def build_server_app(policy: str | None, upstream: str | None, *, timeout: float = 120.0, blocklists: Sequence[str] = ()):  # type: ignore[no-untyped-def]
+    """The app `serve` runs: the middleware in front of the upstream proxy or the demo model."""
+    from safety_filter.asgi.middleware import SafetyFilterMiddleware
+
+    if upstream:
+        from safety_filter.serve.proxy import UpstreamProxy
+
+        inner = UpstreamProxy(upstream, timeout=timeout)
+    else:
+        from safety_filter.serve.demo import demo_app
+
+        inner = demo_app()
+    if blocklists:
+        loaded = _with_extra_lists(load_policy(policy), blocklists)
+        return SafetyFilterMiddleware(inner, loaded)
+    return SafetyFilterMiddleware(inner, policy)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    app = build_server_app(args.policy, args.upstream, timeout=args.timeout, blocklists=args.blocklist)
+    base = f"http://{args.host}:{args.port}"
+    target = args.upstream or "the built-in demo model"
+    print(f"safety-filter: filtering {target} on {base} (loading detectors...)", file=sys.stderr)
+    if not args.upstream:
+        print(_DEMO_HINT.format(base=base), file=sys.stderr)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, lifespan="on")
+    return 0
+
+
+_DEMO_HINT = """
+Try it from another terminal:
+  curl -s {base}/v1/chat/completions -H 'content-type: application/json' \\
+       -d '{{"model": "demo", "messages": [{{"role": "user", "content": "demo: blocked"}}]}}'
+Ask for "demo: allowed", "demo: annotated" or "demo: blocked"; add "stream": true to stream;
+start with "say:" to have the model repeat you. Or point any OpenAI client at {base}/v1.
+"""
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

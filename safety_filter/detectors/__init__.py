@@ -1,0 +1,64 @@
+"""The detector registry: which detectors a policy turns on, built from their settings.
+
+Factories import their module lazily so `import safety_filter` stays light (no onnxruntime,
+no spaCy) and a disabled detector costs nothing. Third parties register more detectors through
+the `safety_filter.detectors` entry-point group: each entry point names a callable taking the
+policy and returning a Detector.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING
+
+from safety_filter.detectors.base import Detector
+
+if TYPE_CHECKING:
+    from safety_filter.policy import Policy
+
+__all__ = ["Detector", "build_detectors"]
+
+
+def _rules(policy: Policy) -> Detector | None:
+    if not policy.detectors.rules.enabled:
+        return None
+    from safety_filter.detectors.rules import RulesDetector
+
+    return RulesDetector(policy.detectors.rules.blocklists)
+
+
+def _classifier(policy: Policy) -> Detector | None:
+    settings = policy.detectors.classifier
+    if not settings.enabled:
+        return None
+    from safety_filter.detectors.classifier import ClassifierDetector
+
+    model = None if settings.model == "default" else settings.model
+    return ClassifierDetector(model_dir=model, threads=settings.threads)
+
+
+def _ncii(policy: Policy) -> Detector | None:
+    if not policy.detectors.ncii.enabled:
+        return None
+    try:
+        from safety_filter.detectors.ncii import NCIIDetector
+    except ImportError:  # pragma: no cover - the NCII detector ships with the package
+        return None
+    return NCIIDetector()
+
+
+BUILTIN: dict[str, Callable[[Policy], Detector | None]] = {
+    "rules": _rules,
+    "classifier": _classifier,
+    "ncii": _ncii,
+}
+
+
+def build_detectors(policy: Policy) -> list[Detector]:
+    """The detectors `policy` turns on, built but not loaded (see `Detector.load`)."""
+    factories = dict(BUILTIN)
+    for entry in entry_points(group="safety_filter.detectors"):
+        factories.setdefault(entry.name, entry.load())
+    built = (factory(policy) for factory in factories.values())
+    return [detector for detector in built if detector is not None]

@@ -1,0 +1,255 @@
+"""The policy: what to look for, how sure to be, and what to do about it.
+
+A policy is a YAML file validated once at start-up (an invalid file fails with one message naming
+the file, the key and the problem). `decide` is the only place where findings become a decision:
+a pure function, testable with no model loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from safety_filter.findings import CATEGORIES, Action, CategoryResult, Finding, Severity, Verdict
+from safety_filter.resources import default_policy_path
+
+Role = Literal["prompt", "completion"]
+ROLES: tuple[Role, ...] = ("prompt", "completion")
+
+Score = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class PolicyError(ValueError):
+    """A policy file that cannot be used; the message names the file, key and problem."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RoleRule(_Strict):
+    """For one category and one role: from which score on, and what to do."""
+
+    threshold: Score = 0.5
+    action: Literal["block", "annotate", "off"] = "block"
+
+    @field_validator("action", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: object) -> object:
+        return "off" if value is False else value  # YAML 1.1 reads a bare `off` as false
+
+
+class CategoryRule(_Strict):
+    prompt: RoleRule = RoleRule()
+    completion: RoleRule = RoleRule()
+
+
+class SeverityBands(_Strict):
+    """Lower score bounds of each Azure severity; below `low` is `safe`."""
+
+    low: Score = 0.25
+    medium: Score = 0.5
+    high: Score = 0.8
+
+    @model_validator(mode="after")
+    def _ascending(self) -> SeverityBands:
+        if not self.low <= self.medium <= self.high:
+            raise ValueError("severity bands must satisfy low <= medium <= high")
+        return self
+
+    def of(self, score: float) -> Severity:
+        if score >= self.high:
+            return Severity.HIGH
+        if score >= self.medium:
+            return Severity.MEDIUM
+        if score >= self.low:
+            return Severity.LOW
+        return Severity.SAFE
+
+
+class RulesSettings(_Strict):
+    enabled: bool = True
+    blocklists: tuple[str, ...] = ("default",)
+
+
+class ClassifierSettings(_Strict):
+    enabled: bool = True
+    model: str = "default"
+    threads: Annotated[int, Field(ge=1, le=64)] = 2
+
+
+class NCIISettings(_Strict):
+    enabled: bool = True
+
+
+class DetectorSettings(_Strict):
+    rules: RulesSettings = RulesSettings()
+    classifier: ClassifierSettings = ClassifierSettings()
+    ncii: NCIISettings = NCIISettings()
+    timeout_seconds: Annotated[float, Field(gt=0)] = 10.0
+    batch_size: Annotated[int, Field(ge=1, le=1024)] = 32
+    cache_size: Annotated[int, Field(ge=0)] = 8192
+
+
+class StreamingSettings(_Strict):
+    """How the stream guard trades time-to-first-token against context.
+
+    Text is checked every `check_every_chars` new characters; the last `holdback_chars` of
+    checked text are still held back so a phrase split across events is seen whole before any
+    of it is released (keep it at least as long as the longest list phrase). Each check sees the
+    new text plus up to `context_chars` before it.
+    """
+
+    check_every_chars: Annotated[int, Field(ge=1)] = 80
+    holdback_chars: Annotated[int, Field(ge=0)] = 64
+    context_chars: Annotated[int, Field(ge=0)] = 1000
+
+
+class Limits(_Strict):
+    max_request_bytes: Annotated[int, Field(ge=1)] = 2 * 1024 * 1024
+    max_response_bytes: Annotated[int, Field(ge=1)] = 16 * 1024 * 1024
+    max_texts_per_request: Annotated[int, Field(ge=1)] = 4096
+
+
+class AuditSettings(_Strict):
+    sink: str | None = None
+    include_excerpts: bool = False
+    redact: bool = True
+
+
+class Policy(_Strict):
+    """A validated policy. Build it with `load_policy`, `Policy.default()` or `Policy.model_validate`."""
+
+    version: str = "1"
+    fail_mode: Literal["closed", "open"] = "closed"
+    annotations: Literal["never", "flagged", "always"] = "flagged"
+    severity: SeverityBands = SeverityBands()
+    categories: Mapping[str, CategoryRule] = Field(default_factory=dict)
+    custom_categories: CategoryRule = CategoryRule()
+    detectors: DetectorSettings = DetectorSettings()
+    streaming: StreamingSettings = StreamingSettings()
+    limits: Limits = Limits()
+    audit: AuditSettings = AuditSettings()
+    routes: tuple[str, ...] = ()
+    reload_interval_seconds: Annotated[float, Field(ge=0)] = 2.0
+    source: str = Field(default="<inline>", exclude=True)
+    digest: str = Field(default="", exclude=True)
+
+    @model_validator(mode="after")
+    def _all_categories(self) -> Policy:
+        missing = [c for c in CATEGORIES if c not in self.categories]
+        if missing:
+            raise ValueError(f"categories: missing {', '.join(missing)} (all of {', '.join(CATEGORIES)} are required)")
+        return self
+
+    def rule(self, category: str, role: Role) -> RoleRule:
+        rules = self.categories.get(category, self.custom_categories)
+        return getattr(rules, role)
+
+    @property
+    def label(self) -> str:
+        """Identifies this exact policy in the audit trail: its version and content hash."""
+        return f"{self.version}@{self.digest[:12]}" if self.digest else self.version
+
+    @classmethod
+    def default(cls) -> Policy:
+        return load_policy(None)
+
+
+def load_policy(path: str | Path | None) -> Policy:
+    """Read and validate a policy file (the shipped default when `path` is None)."""
+    path = Path(path) if path is not None else default_policy_path()
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise PolicyError(f"policy file {path}: cannot read it ({exc.strerror or exc})") from None
+    return parse_policy(raw, source=str(path))
+
+
+def parse_policy(raw: bytes | str, *, source: str = "<inline>") -> Policy:
+    data_bytes = raw.encode() if isinstance(raw, str) else raw
+    try:
+        data = yaml.safe_load(data_bytes)
+    except yaml.YAMLError as exc:
+        raise PolicyError(f"policy file {source}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise PolicyError(f"policy file {source}: the top level must be a mapping of keys to settings")
+    try:
+        policy = Policy.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(part) for part in first["loc"]) or "(top level)"
+        message = first["msg"]
+        if first["type"] == "extra_forbidden":
+            message = "unknown key (check its spelling)"
+        elif "input" in first and not isinstance(first["input"], dict | list):
+            message = f"{message} (got {first['input']!r})"
+        more = f" (and {exc.error_count() - 1} more problem(s))" if exc.error_count() > 1 else ""
+        raise PolicyError(f"policy file {source}: {key}: {message}{more}") from None
+    return policy.model_copy(update={"source": source, "digest": hashlib.sha256(data_bytes).hexdigest()})
+
+
+def decide(findings: Iterable[Finding], policy: Policy, role: Role) -> Verdict:
+    """Turn the findings for one text into a verdict under `policy` for `role`.
+
+    A category's score is its strongest finding. It is `filtered` when the score reaches the
+    role's threshold and the action is not `off`. The verdict blocks if any filtered category
+    blocks, annotates if any filtered category annotates, and allows otherwise.
+    """
+    findings = tuple(findings)
+    scores = dict.fromkeys(CATEGORIES, 0.0)
+    for finding in findings:
+        scores[finding.category] = max(scores.get(finding.category, 0.0), finding.score)
+    results: dict[str, CategoryResult] = {}
+    action = Action.ALLOW
+    for category, score in scores.items():
+        rule = policy.rule(category, role)
+        filtered = rule.action != "off" and score >= rule.threshold and score > 0.0
+        results[category] = CategoryResult(score=score, severity=policy.severity.of(score), filtered=filtered)
+        if filtered and rule.action == "block":
+            action = Action.BLOCK
+        elif filtered and rule.action == "annotate" and action is Action.ALLOW:
+            action = Action.ANNOTATE
+    return Verdict(action=action, categories=results, findings=findings, policy_version=policy.label)
+
+
+def failed_verdict(policy: Policy, error: str) -> Verdict:
+    """The verdict for a text that could not be inspected: the fail mode decides.
+
+    `closed` blocks it; `open` lets it through, annotated with the error.
+    """
+    action = Action.BLOCK if policy.fail_mode == "closed" else Action.ANNOTATE
+    results = {c: CategoryResult(score=0.0, severity=Severity.SAFE, filtered=False) for c in CATEGORIES}
+    return Verdict(action=action, categories=results, error=error, policy_version=policy.label)
+
+
+def merge(verdicts: Sequence[Verdict], policy: Policy) -> Verdict:
+    """One verdict for several texts read as one unit (all messages of a prompt)."""
+    if not verdicts:
+        return decide((), policy, "prompt")
+    if len(verdicts) == 1:
+        return verdicts[0]
+    categories: dict[str, CategoryResult] = {}
+    for verdict in verdicts:
+        for name, result in verdict.categories.items():
+            best = categories.get(name)
+            if best is None or (result.filtered, result.score) > (best.filtered, best.score):
+                categories[name] = result
+    action = strongest(v.action for v in verdicts)
+    errors = [v.error for v in verdicts if v.error]
+    return Verdict(
+        action=action,
+        categories=categories,
+        findings=tuple(f for v in verdicts for f in v.findings),
+        error="; ".join(dict.fromkeys(errors)) or None,
+        policy_version=verdicts[0].policy_version,
+    )
+
+
+def strongest(actions: Iterable[Action]) -> Action:
+    return max(actions, key=lambda action: action.rank, default=Action.ALLOW)

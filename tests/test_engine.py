@@ -1,0 +1,104 @@
+"""The engine: batching across concurrent checks, caching, fail modes, hot reload."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from safety_filter import Engine
+from safety_filter.findings import Action
+from safety_filter.policy import load_policy
+
+from .conftest import FakeDetector, make_policy
+
+
+def test_check_sync_scores_and_caches() -> None:
+    detector = FakeDetector()
+    engine = Engine(make_policy(), [detector])
+    first = engine.check_sync(["hello", "zzhate here", "hello"], "prompt")
+    assert [v.action for v in first] == [Action.ALLOW, Action.BLOCK, Action.ALLOW]
+    assert detector.calls == [["hello", "zzhate here"]]  # duplicates scored once
+    engine.check_sync(["zzhate here"], "completion")
+    assert len(detector.calls) == 1  # served from the cache
+    assert detector.loaded == 1
+
+
+@pytest.mark.anyio
+async def test_concurrent_checks_are_batched_in_one_worker() -> None:
+    detector = FakeDetector()
+    engine = Engine(make_policy(), [detector])
+    await engine.aload()
+    # Occupy the worker, then queue ten more checks: they must be scored together.
+    slow = asyncio.create_task(engine.check(["zzslow"], "prompt"))
+    await asyncio.sleep(0.1)
+    rest = await asyncio.gather(*(engine.check([f"text {i}"], "prompt") for i in range(10)))
+    await slow
+    assert all(v[0].action is Action.ALLOW for v in rest)
+    assert len(detector.calls) == 2
+    assert sorted(detector.calls[1]) == sorted(f"text {i}" for i in range(10))
+    engine.close()
+
+
+@pytest.mark.anyio
+async def test_timeout_follows_fail_mode() -> None:
+    engine = Engine(make_policy(detectors={"timeout_seconds": 0.05}), [FakeDetector()])
+    verdict = (await engine.check(["zzslow"], "prompt"))[0]
+    assert verdict.action is Action.BLOCK and "timed out" in (verdict.error or "")
+    open_engine = Engine(make_policy(fail_mode="open", detectors={"timeout_seconds": 0.05}), [FakeDetector()])
+    verdict = (await open_engine.check(["zzslow"], "prompt"))[0]
+    assert verdict.action is Action.ANNOTATE and verdict.error
+    engine.close()
+    open_engine.close()
+
+
+@pytest.mark.anyio
+async def test_a_failing_text_does_not_fail_its_batch_neighbours() -> None:
+    detector = FakeDetector()
+    engine = Engine(make_policy(), [detector])
+    await engine.aload()
+    slow = asyncio.create_task(engine.check(["zzslow"], "prompt"))
+    await asyncio.sleep(0.1)
+    good, bad = await asyncio.gather(engine.check(["fine"], "prompt"), engine.check(["zzboom"], "prompt"))
+    await slow
+    assert good[0].action is Action.ALLOW and good[0].error is None
+    assert bad[0].action is Action.BLOCK and bad[0].error
+    engine.close()
+
+
+def test_policy_file_change_is_reloaded_and_a_bad_one_is_rejected(tmp_path: Path) -> None:
+    from safety_filter.resources import default_policy_path
+
+    path = tmp_path / "policy.yaml"
+    text = default_policy_path().read_text()
+    path.write_text(text)
+    engine = Engine(load_policy(path), [FakeDetector()], policy_path=path)
+    assert engine.check_sync(["zzsex"], "prompt")[0].action is Action.ANNOTATE
+    path.write_text(text.replace("prompt: {threshold: 0.6, action: annotate}", "prompt: {threshold: 0.6, action: block}"))
+    assert engine.reload()
+    assert engine.check_sync(["zzsex"], "prompt")[0].action is Action.BLOCK
+    path.write_text("fail_mode: [broken")
+    assert not engine.reload()
+    assert engine.check_sync(["zzsex"], "prompt")[0].action is Action.BLOCK  # last good policy stays
+
+
+@pytest.mark.anyio
+async def test_watched_policy_reloads_in_the_background(tmp_path: Path) -> None:
+    from safety_filter.resources import default_policy_path
+
+    path = tmp_path / "policy.yaml"
+    text = default_policy_path().read_text().replace("reload_interval_seconds: 2", "reload_interval_seconds: 0.01")
+    path.write_text(text)
+    engine = Engine(load_policy(path), [FakeDetector()], policy_path=path)
+    assert (await engine.check(["zzsex"], "prompt"))[0].action is Action.ANNOTATE
+    time.sleep(0.02)
+    path.write_text(text.replace("prompt: {threshold: 0.6, action: annotate}", "prompt: {threshold: 0.6, action: off}"))
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if (await engine.check(["zzsex"], "prompt"))[0].action is Action.ALLOW:
+            break
+        await asyncio.sleep(0.05)
+    assert (await engine.check(["zzsex"], "prompt"))[0].action is Action.ALLOW
+    engine.close()
