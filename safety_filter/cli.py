@@ -55,9 +55,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     serve.set_defaults(run=_serve)
 
-    from safety_filter.evaluation import add_eval_parser
-
-    add_eval_parser(sub, _policy_options)
+    evaluate = sub.add_parser("eval", help="precision, recall, F1, AUPRC per category on labelled JSON lines")
+    _policy_options(evaluate)
+    evaluate.add_argument("data", metavar="DATA.jsonl", help='lines {"text", "label" or "labels", "role"?, "lang"?}')
+    evaluate.add_argument("--report", metavar="FILE", help="also write the report as JSON")
+    evaluate.set_defaults(run=_eval)
 
     from safety_filter.blocklist_cli import add_blocklist_parser
 
@@ -153,6 +155,35 @@ def iter_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
             if not isinstance(row, dict):
                 raise ValueError(f"{path}:{number}: expected a JSON object")
             yield row
+
+
+# -- eval ----------------------------------------------------------------------------------
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from safety_filter.evaluation import evaluate_verdicts, format_report
+
+    rows = list(iter_jsonl(args.data))
+    if not rows:
+        raise ValueError(f"{args.data}: no rows to evaluate")
+    engine = engine_from_args(args)
+    verdicts: list[Any] = [None] * len(rows)
+    for role in ROLES:
+        positions = [i for i, row in enumerate(rows) if row.get("role", "prompt") == role]
+        for start in range(0, len(positions), 256):
+            batch = positions[start : start + 256]
+            for i, verdict in zip(batch, engine.check_sync([str(rows[i]["text"]) for i in batch], role), strict=True):
+                verdicts[i] = verdict
+    unknown = [i for i, v in enumerate(verdicts) if v is None]
+    if unknown:
+        raise ValueError(f"{args.data}: line {unknown[0] + 1}: role must be one of {', '.join(ROLES)}")
+    report = evaluate_verdicts(rows, verdicts)
+    report["data"] = str(args.data)
+    report["policy"] = engine.policy.label
+    print(format_report(report))
+    if args.report:
+        Path(args.report).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return 0
 
 
 # -- serve ---------------------------------------------------------------------------------

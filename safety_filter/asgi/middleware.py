@@ -137,7 +137,7 @@ class _Exchange:
             raw = await self._read_body()
             texts = self._parse_request(raw)
         except _Reject as reject:
-            await self._respond(reject.status, reject.body, Action.BLOCK if reject.status == 503 else None)
+            await self._respond(reject.status, reject.body, Action.BLOCK)
             return
         self.prompt = merge(await self.engine.check(texts, "prompt"), self.policy)
         self._audit("prompt", self.prompt, texts)
@@ -306,7 +306,10 @@ class _Responder:
 
     async def _on_stream(self, body: bytes, more_body: bool) -> None:
         assert self.guard is not None
-        out = await self.guard.feed(body) if body else b""
+        try:
+            out = await self.guard.feed(body) if body else b""
+        except ValueError as exc:  # an event too large or malformed to inspect
+            out = self.guard.fail(failed_verdict(self.policy, f"the stream cannot be inspected: {exc}"))
         if more_body and self.guard.blocked is None:
             if out:
                 await self._send_stream_start()

@@ -101,6 +101,7 @@ class StreamGuard:
     _done: bytes | None = None
     _last_chunk: dict[str, Any] = field(default_factory=dict)
     _blocked_index: int = 0
+    _passthrough: bool = False  # fail-open after the stream became uninspectable
 
     @property
     def action(self) -> Action:
@@ -119,6 +120,8 @@ class StreamGuard:
     async def feed(self, data: bytes) -> bytes:
         if self.blocked is not None:
             return b""
+        if self._passthrough:
+            return data
         for raw in self._parser.feed(data):
             self._hold(raw)
         due = [i for i, c in self._choices.items() if len(c.text) - c.checked >= self.settings.check_every_chars]
@@ -126,10 +129,23 @@ class StreamGuard:
             await self._check(due, final=False)
         return self._ending() if self.blocked is not None else self._release()
 
+    def fail(self, verdict: Verdict) -> bytes:
+        """The stream can't be inspected further: under fail-closed, end it; else pass the rest."""
+        if verdict.blocked:
+            self.blocked = verdict
+            return self._ending()
+        self._passthrough = True
+        self._choices.setdefault(_UNPARSED, _Choice()).verdict = verdict
+        out = b"".join(held.raw for held in self._held) + self._parser.flush()
+        self._held.clear()
+        return out
+
     async def finish(self) -> bytes:
         """The app's stream ended: check what is left, release it, and close the stream."""
         if self.blocked is not None:
             return b""
+        if self._passthrough:
+            return self._done or b""
         rest = self._parser.flush()
         if rest.strip():
             self._hold(rest)

@@ -9,7 +9,9 @@ allows is byte for byte what the upstream sent).
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Coroutine
 from typing import Any
 
 import httpx
@@ -91,7 +93,7 @@ class UpstreamProxy:
             await _error(send, 502, f"the upstream model server is unreachable: {type(exc).__name__}", "upstream_unreachable")
             return
         try:
-            await self._relay(response, send)
+            await _until_disconnect(self._relay(response, send), receive)
         finally:
             await response.aclose()
 
@@ -118,6 +120,25 @@ class UpstreamProxy:
                 await self.aclose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+async def _until_disconnect(relay: Coroutine[Any, Any, None], receive: Receive) -> None:
+    """Run `relay`, cancelling it if the client goes away: the upstream call is then closed."""
+
+    async def disconnected() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    relaying = asyncio.ensure_future(relay)
+    watching = asyncio.ensure_future(disconnected())
+    try:
+        await asyncio.wait({relaying, watching}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (relaying, watching):
+            task.cancel()
+        await asyncio.gather(relaying, watching, return_exceptions=True)
+    if relaying.done() and not relaying.cancelled() and relaying.exception() is not None:
+        raise relaying.exception()  # type: ignore[misc]
 
 
 async def _read_all(receive: Receive) -> bytes | None:

@@ -1,0 +1,125 @@
+"""The SSE parser and the stream guard, driven directly (no HTTP)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from safety_filter import Engine
+from safety_filter.asgi.stream import SSEParser, StreamGuard, event_data
+from safety_filter.policy import StreamingSettings
+
+from .conftest import FakeDetector, make_policy
+
+pytestmark = pytest.mark.anyio
+
+
+def chunk(text: str, index: int = 0) -> bytes:
+    body = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": [{"index": index, "delta": {"content": text}}]}
+    return f"data: {json.dumps(body)}\n\n".encode()
+
+
+def guard(**streaming: int) -> StreamGuard:
+    engine = Engine(make_policy(), [FakeDetector()])
+
+    async def check(texts: list[str]):  # type: ignore[no-untyped-def]
+        return await engine.check(texts, "completion")
+
+    return StreamGuard(check, StreamingSettings(**streaming))
+
+
+@given(st.lists(st.binary(max_size=40), max_size=20), st.sampled_from([b"\n\n", b"\r\n\r\n", b"\r\r"]))
+def test_parser_returns_every_byte_exactly_once(pieces: list[bytes], separator: bytes) -> None:
+    stream = separator.join(b"data: " + p.replace(b"\r", b"").replace(b"\n", b"") for p in pieces) + separator
+    parser = SSEParser()
+    out = []
+    for start in range(0, len(stream), 7):
+        out.extend(parser.feed(stream[start : start + 7]))
+    assert b"".join(out) + parser.flush() == stream
+
+
+def test_event_data_joins_multiline_data() -> None:
+    assert event_data(b"event: x\ndata: a\ndata:b\n\n") == "a\nb"
+    assert event_data(b": comment\n\n") is None
+
+
+async def test_allowed_events_come_out_unchanged_and_in_order() -> None:
+    g = guard(check_every_chars=10, holdback_chars=5)
+    events = [chunk(w) for w in "the quick brown fox jumps over the lazy dog".split(" ")]
+    events.insert(3, b": keep-alive comment\n\n")
+    out = b""
+    for event in events:
+        out += await g.feed(event)
+    out += await g.finish()
+    assert out == b"".join(events)
+
+
+async def test_nothing_is_released_before_it_is_checked() -> None:
+    g = guard(check_every_chars=1000, holdback_chars=0)
+    assert await g.feed(chunk("hello ")) == b""
+    assert await g.finish() == chunk("hello ")
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(min_value=0, max_value=120), st.integers(min_value=1, max_value=9))
+async def test_a_phrase_split_anywhere_never_leaks(position: int, piece: int) -> None:
+    text = ("benign words " * 10)[:position] + "zzhate" + " and then more benign words"
+    g = guard(check_every_chars=16, holdback_chars=8)
+    out = b""
+    for start in range(0, len(text), piece):
+        out += await g.feed(chunk(text[start : start + piece]))
+    out += await g.finish()
+    emitted = "".join(
+        json.loads(e[6:])["choices"][0].get("delta", {}).get("content", "")
+        for e in out.decode().split("\n\n")
+        if e.startswith("data: {")
+    )
+    assert "zzh" not in emitted
+    assert g.blocked is not None
+    assert out.endswith(b"data: [DONE]\n\n")
+
+
+async def test_unparseable_event_data_is_inspected_as_text() -> None:
+    g = guard(check_every_chars=1, holdback_chars=0)
+    out = await g.feed(b"data: not json zzhate\n\n")
+    assert b"zzhate" not in out and g.blocked is not None
+
+
+async def test_choices_are_tracked_separately() -> None:
+    g = guard(check_every_chars=4, holdback_chars=0)
+    out = await g.feed(chunk("fine text", 0) + chunk("zzh", 1))
+    out += await g.feed(chunk("ate", 1))
+    assert b"zzh" not in out
+    final = json.loads(out.decode().split("\n\n")[-3][6:])
+    assert final["choices"][0]["index"] == 1 and final["choices"][0]["finish_reason"] == "content_filter"
+
+
+async def test_an_uninspectable_event_ends_the_stream_when_fail_closed() -> None:
+    from safety_filter.asgi.middleware import SafetyFilterMiddleware
+
+    huge = b"data: " + b"x" * (2 << 20)  # no event end in sight: larger than the parser accepts
+
+    async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]})
+        await send({"type": "http.response.body", "body": chunk("hello"), "more_body": True})
+        await send({"type": "http.response.body", "body": huge, "more_body": True})
+        await send({"type": "http.response.body", "body": b"\n\n", "more_body": False})
+
+    import httpx
+
+    from safety_filter.audit import AuditLog
+
+    for mode, expect_cut in (("closed", True), ("open", False)):
+        engine = Engine(make_policy(fail_mode=mode), [FakeDetector()])
+        filtered = SafetyFilterMiddleware(app, engine=engine, audit=AuditLog(None))
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=filtered), base_url="http://t") as http:
+            response = await http.post("/v1/chat/completions", json={"messages": [], "stream": True})
+        if expect_cut:
+            assert b"xxxx" not in response.content
+            assert b'"finish_reason":"content_filter"' in response.content
+            assert response.content.endswith(b"data: [DONE]\n\n")
+        else:
+            assert response.content.startswith(chunk("hello")) and len(response.content) > (2 << 20)
