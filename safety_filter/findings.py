@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -55,7 +55,9 @@ class Finding:
     `category` is one of `Category` or a custom category named by a rule list.
     `span` is a (start, end) character range in the *original* text, when known.
     `rule_id` names the list entry or model head that fired; `evidence` is a short,
-    human-readable explanation (never required for a decision).
+    human-readable explanation (never required for a decision). `action` is set only by a rule
+    list that carries its own action ("annotate" for a watch list, say); otherwise the policy's
+    action for the category applies.
     """
 
     category: str
@@ -64,6 +66,7 @@ class Finding:
     span: tuple[int, int] | None = None
     rule_id: str | None = None
     evidence: str | None = None
+    action: Action | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.score <= 1.0:
@@ -79,6 +82,8 @@ class Finding:
             out["rule_id"] = self.rule_id
         if self.evidence is not None:
             out["evidence"] = self.evidence
+        if self.action is not None:
+            out["action"] = self.action.value
         return out
 
 
@@ -124,12 +129,3 @@ class Verdict:
         if self.error is not None:
             out["error"] = self.error
         return out
-
-
-@dataclass(frozen=True, slots=True)
-class DetectorError:
-    """Why a detector could not inspect a batch (kept for the audit trail)."""
-
-    detector: str
-    message: str
-    extra: Mapping[str, Any] = field(default_factory=dict)

@@ -197,24 +197,27 @@ def parse_policy(raw: bytes | str, *, source: str = "<inline>") -> Policy:
 def decide(findings: Iterable[Finding], policy: Policy, role: Role) -> Verdict:
     """Turn the findings for one text into a verdict under `policy` for `role`.
 
-    A category's score is its strongest finding. It is `filtered` when the score reaches the
-    role's threshold and the action is not `off`. The verdict blocks if any filtered category
-    blocks, annotates if any filtered category annotates, and allows otherwise.
+    A category's score is its strongest finding. A finding counts when its score reaches the
+    role's threshold for its category; it then asks for its own action (set by rule lists that
+    carry one) or the category's. A category whose action is `off` never counts. The verdict
+    blocks if any counted finding asks to block, annotates if any asks to annotate, else allows.
     """
     findings = tuple(findings)
     scores = dict.fromkeys(CATEGORIES, 0.0)
+    filtered: set[str] = set()
+    action = Action.ALLOW
     for finding in findings:
         scores[finding.category] = max(scores.get(finding.category, 0.0), finding.score)
-    results: dict[str, CategoryResult] = {}
-    action = Action.ALLOW
-    for category, score in scores.items():
-        rule = policy.rule(category, role)
-        filtered = rule.action != "off" and score >= rule.threshold and score > 0.0
-        results[category] = CategoryResult(score=score, severity=policy.severity.of(score), filtered=filtered)
-        if filtered and rule.action == "block":
-            action = Action.BLOCK
-        elif filtered and rule.action == "annotate" and action is Action.ALLOW:
-            action = Action.ANNOTATE
+        rule = policy.rule(finding.category, role)
+        if rule.action == "off" or finding.score < rule.threshold or finding.score == 0.0:
+            continue
+        wanted = finding.action or Action(rule.action)
+        filtered.add(finding.category)
+        action = strongest((action, wanted))
+    results = {
+        category: CategoryResult(score=score, severity=policy.severity.of(score), filtered=category in filtered)
+        for category, score in scores.items()
+    }
     return Verdict(action=action, categories=results, findings=findings, policy_version=policy.label)
 
 

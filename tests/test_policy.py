@@ -88,3 +88,12 @@ def test_merge_keeps_the_strongest_action_and_all_findings() -> None:
 def test_finding_rejects_out_of_range_scores() -> None:
     with pytest.raises(ValueError):
         Finding("hate", 1.2, "x")
+
+
+def test_a_list_action_overrides_the_category_action_but_not_off() -> None:
+    policy = Policy.default()
+    watch = Finding("hate", 1.0, "rules", rule_id="watch:term", action=Action.ANNOTATE)
+    assert decide([watch], policy, "prompt").action is Action.ANNOTATE
+    data = policy.model_dump()
+    data["categories"]["hate"]["prompt"] = {"threshold": 0.5, "action": "off"}
+    assert decide([watch], Policy.model_validate(data), "prompt").action is Action.ALLOW
