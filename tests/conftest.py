@@ -100,6 +100,11 @@ class ChatApp:
         self.calls += 1
         raw = await request.body()
         self.received.append(raw)
+        encoding = request.headers.get("content-encoding")
+        if encoding in ("gzip", "deflate"):
+            import zlib
+
+            raw = zlib.decompress(raw, 16 + zlib.MAX_WBITS if encoding == "gzip" else zlib.MAX_WBITS)
         body = json.loads(raw)
         chat = request.url.path.endswith("chat/completions")
         if body.get("stream"):

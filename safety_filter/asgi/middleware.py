@@ -344,16 +344,18 @@ class _Responder:
         headers = {k.lower(): v for k, v in self.start.get("headers", [])}
         encoding = headers.get(b"content-encoding", b"identity").decode("latin-1").strip().lower()
         try:
-            text = _decompress(raw, encoding, self.policy.limits.max_response_bytes).decode("utf-8")
+            decoded = _decompress(raw, encoding, self.policy.limits.max_response_bytes)
+        except _Reject:
+            await self._fail(f"the response body is not valid {encoding} data or decompresses past the size limit")
+            return
+        text = decoded.decode("utf-8", errors="replace")
+        try:
             body = json.loads(text)
             choices = choice_texts(body)
-        except (_Reject, UnicodeDecodeError, ValueError):
+        except ValueError:  # ShapeError included
             body, choices = None, None
         if choices is None:  # not a completion we understand: inspect the whole body as text
-            texts = [raw.decode("utf-8", errors="replace")] if encoding in ("", "identity") else []
-            if not texts:
-                await self._fail("the response is compressed in a way that cannot be inspected")
-                return
+            texts = [text]
             verdict = merge(await self.exchange.check_completions(texts), self.policy)
             self.exchange._audit("completion", verdict, texts)
             if verdict.blocked:
@@ -368,10 +370,7 @@ class _Responder:
         for choice, verdict in zip(choices, verdicts, strict=True):
             self.exchange._audit("completion", verdict, [choice.text])
         annotate = self.annotations_on and (action is not Action.ALLOW or self.annotate_always)
-        if action is Action.ALLOW and not annotate:
-            await self._send_original(raw, Action.ALLOW)
-            return
-        if not any(v.blocked for v in verdicts) and not annotate:
+        if not annotate and not any(v.blocked for v in verdicts):
             await self._send_original(raw, action)
             return
         apply_verdicts(body, by_index, self.exchange.prompt, annotate=annotate)
