@@ -1,0 +1,153 @@
+"""Upstream and client faults through the real proxy under uvicorn on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import socket
+import threading
+import time
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from safety_filter import Engine, SafetyFilterMiddleware
+from safety_filter.audit import AuditLog
+from safety_filter.serve.proxy import UpstreamProxy
+
+from .conftest import FakeDetector, RunningServer, chat_request, make_policy
+
+
+def proxy_to(url: str, timeout: float = 5.0, **policy: Any) -> SafetyFilterMiddleware:
+    engine = Engine(make_policy(**policy), [FakeDetector()])
+    return SafetyFilterMiddleware(UpstreamProxy(url, timeout=timeout), engine=engine, audit=AuditLog(None))
+
+
+def delta(text: str) -> bytes:
+    return f'data: {json.dumps({"id": "u", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": text}}]})}\n\n'.encode()
+
+
+class Upstream:
+    """A misbehaving model server: each route fails in its own way."""
+
+    def __init__(self) -> None:
+        self.cancelled = threading.Event()
+        self.app = Starlette(routes=[Route("/{kind}/v1/chat/completions", self.handle, methods=["POST"])])
+
+    async def handle(self, request: Request) -> Response:
+        kind = request.path_params["kind"]
+        if kind == "slow":
+            await asyncio.sleep(3)
+        if kind == "error500":
+            return Response(b'{"error": {"message": "model crashed"}}', status_code=500, media_type="application/json")
+        if kind == "notjson":
+            return Response(b"<html>zzhate</html>", media_type="application/json")
+        if kind == "gzip":
+            body = b'{"choices": [{"index": 0, "message": {"role": "assistant", "content": "hi there"}}]}'
+            return Response(gzip.compress(body), media_type="application/json", headers={"content-encoding": "gzip"})
+        if kind == "badsse":
+            async def garbage():  # type: ignore[no-untyped-def]
+                yield b"data: {broken json zzhate\n\n"
+                yield b"data: [DONE]\n\n"
+            return StreamingResponse(garbage(), media_type="text/event-stream")
+        if kind == "forever":
+            async def forever():  # type: ignore[no-untyped-def]
+                try:
+                    while True:
+                        yield delta("still talking, ")
+                        await asyncio.sleep(0.01)
+                finally:
+                    self.cancelled.set()
+            return StreamingResponse(forever(), media_type="text/event-stream")
+        return Response(b"{}", media_type="application/json")
+
+
+@pytest.fixture(scope="module")
+def upstream():  # type: ignore[no-untyped-def]
+    fake = Upstream()
+    with RunningServer(fake.app) as server:
+        yield fake, server.url
+
+
+def test_upstream_timeout_gives_504(upstream) -> None:  # type: ignore[no-untyped-def]
+    _, url = upstream
+    with RunningServer(proxy_to(f"{url}/slow", timeout=0.5)) as proxy:
+        response = httpx.post(f"{proxy.url}/v1/chat/completions", json=chat_request("hi"), timeout=10)
+    assert response.status_code == 504
+    assert response.json()["error"]["code"] == "upstream_timeout"
+
+
+def test_upstream_5xx_is_relayed_as_is(upstream) -> None:  # type: ignore[no-untyped-def]
+    _, url = upstream
+    with RunningServer(proxy_to(f"{url}/error500")) as proxy:
+        response = httpx.post(f"{proxy.url}/v1/chat/completions", json=chat_request("hi"))
+    assert response.status_code == 500 and response.json()["error"]["message"] == "model crashed"
+
+
+def test_upstream_invalid_json_is_still_inspected(upstream) -> None:  # type: ignore[no-untyped-def]
+    _, url = upstream
+    with RunningServer(proxy_to(f"{url}/notjson")) as proxy:
+        response = httpx.post(f"{proxy.url}/v1/chat/completions", json=chat_request("hi"))
+    assert b"zzhate" not in response.content
+    assert response.headers["x-safety-filter-action"] == "block"
+
+
+def test_upstream_gzip_json_is_inspected_and_relayed_compressed(upstream) -> None:  # type: ignore[no-untyped-def]
+    _, url = upstream
+    with RunningServer(proxy_to(f"{url}/gzip")) as proxy:
+        response = httpx.post(f"{proxy.url}/v1/chat/completions", json=chat_request("hi"))
+    assert response.headers["content-encoding"] == "gzip"
+    assert response.json()["choices"][0]["message"]["content"] == "hi there"
+
+
+def test_malformed_sse_is_inspected_as_text(upstream) -> None:  # type: ignore[no-untyped-def]
+    _, url = upstream
+    with RunningServer(proxy_to(f"{url}/badsse")) as proxy:
+        response = httpx.post(f"{proxy.url}/v1/chat/completions", json=chat_request("hi", stream=True))
+    assert b"zzhate" not in response.content
+    assert response.content.endswith(b"data: [DONE]\n\n")
+
+
+def test_upstream_reset_mid_stream_ends_cleanly_with_an_error_event() -> None:
+    """A raw upstream that sends half a stream and drops the connection."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    port = listener.getsockname()[1]
+
+    def serve_once() -> None:
+        conn, _ = listener.accept()
+        conn.recv(65536)
+        head = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+        event = delta("partial answer that was checked. " * 4)
+        conn.sendall(head + f"{len(event):x}\r\n".encode() + event + b"\r\n")
+        time.sleep(0.2)
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        conn.close()  # RST, no terminating chunk
+        listener.close()
+
+    threading.Thread(target=serve_once, daemon=True).start()
+    with RunningServer(proxy_to(f"http://127.0.0.1:{port}")) as proxy:
+        response = httpx.post(f"{proxy.url}/v1/chat/completions", json=chat_request("hi", stream=True), timeout=10)
+    text = response.text
+    assert "upstream_stream_error" in text
+    assert "partial answer that was checked" in text  # what was checked is delivered, then the error
+
+
+def test_client_disconnect_mid_stream_cancels_the_upstream(upstream) -> None:  # type: ignore[no-untyped-def]
+    fake, url = upstream
+    fake.cancelled.clear()
+    with RunningServer(proxy_to(f"{url}/forever")) as proxy:
+        with httpx.stream("POST", f"{proxy.url}/v1/chat/completions", json=chat_request("hi", stream=True), timeout=10) as response:
+            received = 0
+            for chunk in response.iter_raw():
+                received += len(chunk)
+                if received > 2000:
+                    break
+        assert fake.cancelled.wait(timeout=15), "the upstream kept streaming after the client left"
