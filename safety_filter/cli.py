@@ -189,28 +189,15 @@ def _eval(args: argparse.Namespace) -> int:
 # -- serve ---------------------------------------------------------------------------------
 
 
-def build_server_app(policy: str | None, upstream: str | None, *, timeout: float = 120.0, blocklists: Sequence[str] = ()):  # type: ignore[no-untyped-def]
-    """The app `serve` runs: the middleware in front of the upstream proxy or the demo model."""
-    from safety_filter.asgi.middleware import SafetyFilterMiddleware
-
-    if upstream:
-        from safety_filter.serve.proxy import UpstreamProxy
-
-        inner = UpstreamProxy(upstream, timeout=timeout)
-    else:
-        from safety_filter.serve.demo import demo_app
-
-        inner = demo_app()
-    if blocklists:
-        loaded = _with_extra_lists(load_policy(policy), blocklists)
-        return SafetyFilterMiddleware(inner, loaded)
-    return SafetyFilterMiddleware(inner, policy)
-
-
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    app = build_server_app(args.policy, args.upstream, timeout=args.timeout, blocklists=args.blocklist)
+    from safety_filter.serve.app import build_server_app
+
+    policy = load_policy(args.policy)
+    if args.blocklist:
+        policy = _with_extra_lists(policy, args.blocklist)
+    app = build_server_app(policy, args.upstream, timeout=args.timeout, policy_path=None if args.blocklist else args.policy)
     base = f"http://{args.host}:{args.port}"
     target = args.upstream or "the built-in demo model"
     print(f"safety-filter: filtering {target} on {base} (loading detectors...)", file=sys.stderr)

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from safety_filter import metrics
 from safety_filter.detectors import build_detectors
 from safety_filter.detectors.base import Detector
 from safety_filter.findings import Finding, Verdict
@@ -77,7 +78,8 @@ class _Loaded:
     def detect(self, texts: Sequence[str]) -> list[Findings]:
         """Run every detector over `texts` (the caller handles exceptions)."""
         merged: list[list[Finding]] = [[] for _ in texts]
-        with self.lock:
+        metrics.BATCH_TEXTS.observe(len(texts))
+        with self.lock, metrics.DETECTION_SECONDS.time():
             for detector in self.detectors:
                 results = detector.detect(texts)
                 if len(results) != len(texts):

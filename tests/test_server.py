@@ -100,3 +100,13 @@ def test_demo_explicit_answer_is_annotated(server: str) -> None:
     )
     assert response.headers["x-safety-filter-action"] == "annotate"
     assert response.json()["choices"][0]["content_filter_results"]["sexual"]["filtered"] is True
+
+
+def test_health_and_metrics_count_verdicts_without_text(server: str, client: openai.OpenAI) -> None:
+    assert httpx.get(f"{server}/safety-filter/health").json()["status"] == "ok"
+    with pytest.raises(openai.BadRequestError):
+        client.chat.completions.create(model="demo", messages=[{"role": "user", "content": TEXTS["extremist_fr"]}])
+    metrics = httpx.get(f"{server}/safety-filter/metrics").text
+    assert 'safety_filter_verdicts_total{action="block",role="prompt"}' in metrics
+    assert 'safety_filter_filtered_total{category="extremism",role="prompt"}' in metrics
+    assert "remplacement" not in metrics and "Hitler" not in metrics

@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any
 
+from safety_filter import metrics
 from safety_filter.api.openai import (
     Kind,
     ShapeError,
@@ -38,7 +39,7 @@ from safety_filter.asgi.stream import StreamGuard, sse_event
 from safety_filter.audit import AuditLog
 from safety_filter.engine import Engine
 from safety_filter.findings import Action, Verdict
-from safety_filter.policy import Policy, Role, failed_verdict, merge, strongest
+from safety_filter.policy import Policy, Role, decide, failed_verdict, merge, strongest
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -140,7 +141,7 @@ class _Exchange:
             await self._respond(reject.status, reject.body, Action.BLOCK)
             return
         self.prompt = merge(await self.engine.check(texts, "prompt"), self.policy)
-        self._audit("prompt", self.prompt, texts)
+        self._record("prompt", self.prompt, texts)
         if self.prompt.blocked:
             if self.prompt.error is not None:
                 await self._respond(503, filter_error_body(self.prompt), Action.BLOCK)
@@ -222,7 +223,9 @@ class _Exchange:
         await self.send({"type": "http.response.start", "status": status, "headers": headers})
         await self.send({"type": "http.response.body", "body": payload, "more_body": False})
 
-    def _audit(self, role: Role, verdict: Verdict, texts: list[str] | None) -> None:
+    def _record(self, role: Role, verdict: Verdict, texts: list[str] | None) -> None:
+        """Count every verdict; write an audit line for every one that was not a plain allow."""
+        metrics.record(role, verdict)
         if verdict.action is Action.ALLOW and verdict.error is None:
             return
         self.audit.record(
@@ -319,9 +322,7 @@ class _Responder:
             out += await self.guard.finish()
         await self._send_stream_start()
         await self._send_body(out, False)
-        verdict = self.guard.verdict
-        if verdict is not None:
-            self.exchange._audit("completion", verdict, None)
+        self.exchange._record("completion", self.guard.verdict or decide((), self.policy, "completion"), None)
 
     async def _send_stream_start(self) -> None:
         """Headers go out with the first released bytes; so do the prompt's annotations."""
@@ -357,7 +358,7 @@ class _Responder:
         if choices is None:  # not a completion we understand: inspect the whole body as text
             texts = [text]
             verdict = merge(await self.exchange.check_completions(texts), self.policy)
-            self.exchange._audit("completion", verdict, texts)
+            self.exchange._record("completion", verdict, texts)
             if verdict.blocked:
                 await self._replace(502 if verdict.error else 400, _completion_blocked(verdict), Action.BLOCK)
             else:
@@ -368,7 +369,7 @@ class _Responder:
         assert self.exchange.prompt is not None
         action = strongest([self.exchange.prompt.action, *(v.action for v in verdicts)])
         for choice, verdict in zip(choices, verdicts, strict=True):
-            self.exchange._audit("completion", verdict, [choice.text])
+            self.exchange._record("completion", verdict, [choice.text])
         annotate = self.annotations_on and (action is not Action.ALLOW or self.annotate_always)
         if not annotate and not any(v.blocked for v in verdicts):
             await self._send_original(raw, action)
@@ -381,7 +382,7 @@ class _Responder:
     async def _fail(self, reason: str) -> None:
         """The response can't be inspected: the fail mode decides."""
         verdict = failed_verdict(self.policy, reason)
-        self.exchange._audit("completion", verdict, None)
+        self.exchange._record("completion", verdict, None)
         if verdict.blocked:
             await self._replace(502, error_body(502, f"safety-filter: {reason}", "content_filter_error", error_type="server_error"), Action.BLOCK)
         else:
