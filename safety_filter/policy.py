@@ -197,27 +197,34 @@ def parse_policy(raw: bytes | str, *, source: str = "<inline>") -> Policy:
 def decide(findings: Iterable[Finding], policy: Policy, role: Role) -> Verdict:
     """Turn the findings for one text into a verdict under `policy` for `role`.
 
-    A category's score is its strongest finding. A finding counts when its score reaches the
-    role's threshold for its category; it then asks for its own action (set by rule lists that
-    carry one) or the category's. A category whose action is `off` never counts. The verdict
-    blocks if any counted finding asks to block, annotates if any asks to annotate, else allows.
+    Detectors are independent witnesses. Within one detector a category's score is its strongest
+    finding; across detectors the scores combine as a noisy-OR, `1 - (1 - a)(1 - b)...`, so a
+    rule-list hit and a fairly confident classifier together outweigh either alone, while a
+    list term quoted in counter-speech (the classifier near 0) stays below the threshold.
+
+    A category is filtered when its combined score reaches the role's threshold and its action is
+    not `off`. It then asks for the category's action, or, when every finding in it comes from a
+    list that carries its own action, the strongest of those. The verdict blocks if a filtered
+    category asks to block, annotates if one asks to annotate, and allows otherwise.
     """
     findings = tuple(findings)
-    scores = dict.fromkeys(CATEGORIES, 0.0)
-    filtered: set[str] = set()
-    action = Action.ALLOW
+    strongest_by_source: dict[str, dict[str, float]] = {category: {} for category in CATEGORIES}
     for finding in findings:
-        scores[finding.category] = max(scores.get(finding.category, 0.0), finding.score)
-        rule = policy.rule(finding.category, role)
-        if rule.action == "off" or finding.score < rule.threshold or finding.score == 0.0:
-            continue
-        wanted = finding.action or Action(rule.action)
-        filtered.add(finding.category)
-        action = strongest((action, wanted))
-    results = {
-        category: CategoryResult(score=score, severity=policy.severity.of(score), filtered=category in filtered)
-        for category, score in scores.items()
-    }
+        sources = strongest_by_source.setdefault(finding.category, {})
+        sources[finding.source] = max(sources.get(finding.source, 0.0), finding.score)
+    results: dict[str, CategoryResult] = {}
+    action = Action.ALLOW
+    for category, sources in strongest_by_source.items():
+        missing = 1.0
+        for score in sources.values():
+            missing *= 1.0 - score
+        score = 1.0 - missing
+        rule = policy.rule(category, role)
+        filtered = rule.action != "off" and score > 0.0 and score >= rule.threshold
+        if filtered:
+            asked = {f.action or Action(rule.action) for f in findings if f.category == category}
+            action = strongest((action, *asked))
+        results[category] = CategoryResult(score=score, severity=policy.severity.of(score), filtered=filtered)
     return Verdict(action=action, categories=results, findings=findings, policy_version=policy.label)
 
 

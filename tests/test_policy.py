@@ -53,7 +53,7 @@ def test_missing_file_is_a_policy_error(tmp_path: Path) -> None:
 
 def test_decide_takes_the_strongest_finding_and_maps_severity() -> None:
     policy = Policy.default()
-    findings = [Finding("hate", 0.3, "a"), Finding("hate", 0.85, "b"), Finding("sexual", 0.55, "c")]
+    findings = [Finding("hate", 0.3, "a"), Finding("hate", 0.85, "a"), Finding("sexual", 0.55, "c")]
     verdict = decide(findings, policy, "completion")
     assert verdict.action is Action.BLOCK
     assert verdict.categories["hate"].score == 0.85
@@ -97,3 +97,14 @@ def test_a_list_action_overrides_the_category_action_but_not_off() -> None:
     data = policy.model_dump()
     data["categories"]["hate"]["prompt"] = {"threshold": 0.5, "action": "off"}
     assert decide([watch], Policy.model_validate(data), "prompt").action is Action.ALLOW
+
+
+def test_independent_detectors_combine_as_noisy_or() -> None:
+    policy = Policy.default()  # hate: prompt threshold 0.6
+    rule_alone = decide([Finding("hate", 0.4, "rules")], policy, "prompt")
+    assert rule_alone.action is Action.ALLOW
+    both = decide([Finding("hate", 0.4, "rules"), Finding("hate", 0.5, "classifier")], policy, "prompt")
+    assert both.categories["hate"].score == pytest.approx(0.7)
+    assert both.action is Action.BLOCK
+    same_source = decide([Finding("hate", 0.4, "rules"), Finding("hate", 0.5, "rules")], policy, "prompt")
+    assert same_source.categories["hate"].score == pytest.approx(0.5)  # one witness: its strongest finding
