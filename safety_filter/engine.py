@@ -135,6 +135,10 @@ class Engine:
     def detectors(self) -> list[Detector]:
         return list(self.load().detectors)
 
+    def versions(self) -> dict[str, str]:
+        """Each loaded detector's version (list content hash, model digest) for the audit trail."""
+        return {d.name: str(getattr(d, "version", "") or "") for d in self.load().detectors}
+
     def load(self) -> _Loaded:
         """Load the policy's detectors once (idempotent, thread-safe). Raises if they can't load."""
         if self._loaded is None:

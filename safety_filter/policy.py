@@ -105,8 +105,8 @@ class StreamingSettings(_Strict):
     new text plus up to `context_chars` before it.
     """
 
-    check_every_chars: Annotated[int, Field(ge=1)] = 80
-    holdback_chars: Annotated[int, Field(ge=0)] = 64
+    check_every_chars: Annotated[int, Field(ge=1)] = 64
+    holdback_chars: Annotated[int, Field(ge=0)] = 96
     context_chars: Annotated[int, Field(ge=0)] = 1000
 
 

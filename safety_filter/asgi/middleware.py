@@ -14,6 +14,8 @@ methods and scope types pass straight through.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
 import logging
 import uuid
@@ -141,7 +143,7 @@ class _Exchange:
             await self._respond(reject.status, reject.body, Action.BLOCK)
             return
         self.prompt = merge(await self.engine.check(texts, "prompt"), self.policy)
-        self._record("prompt", self.prompt, texts)
+        await self._record("prompt", self.prompt, texts)
         if self.prompt.blocked:
             if self.prompt.error is not None:
                 await self._respond(503, filter_error_body(self.prompt), Action.BLOCK)
@@ -223,19 +225,28 @@ class _Exchange:
         await self.send({"type": "http.response.start", "status": status, "headers": headers})
         await self.send({"type": "http.response.body", "body": payload, "more_body": False})
 
-    def _record(self, role: Role, verdict: Verdict, texts: list[str] | None) -> None:
-        """Count every verdict; write an audit line for every one that was not a plain allow."""
+    async def _record(self, role: Role, verdict: Verdict, texts: list[str] | None) -> None:
+        """Count every verdict; write an audit line for every one that was not a plain allow.
+
+        Redacting excerpts runs presidio (tens of ms), so that write happens off the event loop.
+        """
         metrics.record(role, verdict)
-        if verdict.action is Action.ALLOW and verdict.error is None:
+        if not self.audit.enabled or (verdict.action is Action.ALLOW and verdict.error is None):
             return
-        self.audit.record(
+        write = functools.partial(
+            self.audit.record,
             request_id=self.request_id,
             route=self.scope.get("path", ""),
             role=role,
             verdict=verdict,
             policy_version=self.policy.label,
             texts=texts,
+            detector_versions=self.engine.versions(),
         )
+        if self.audit.include_excerpts and texts:
+            await asyncio.to_thread(write)
+        else:
+            write()
 
     async def check_completions(self, texts: list[str]) -> list[Verdict]:
         return await self.engine.check(texts, "completion")
@@ -322,7 +333,7 @@ class _Responder:
             out += await self.guard.finish()
         await self._send_stream_start()
         await self._send_body(out, False)
-        self.exchange._record("completion", self.guard.verdict or decide((), self.policy, "completion"), None)
+        await self.exchange._record("completion", self.guard.verdict or decide((), self.policy, "completion"), None)
 
     async def _send_stream_start(self) -> None:
         """Headers go out with the first released bytes; so do the prompt's annotations."""
@@ -358,7 +369,7 @@ class _Responder:
         if choices is None:  # not a completion we understand: inspect the whole body as text
             texts = [text]
             verdict = merge(await self.exchange.check_completions(texts), self.policy)
-            self.exchange._record("completion", verdict, texts)
+            await self.exchange._record("completion", verdict, texts)
             if verdict.blocked:
                 await self._replace(502 if verdict.error else 400, _completion_blocked(verdict), Action.BLOCK)
             else:
@@ -369,7 +380,7 @@ class _Responder:
         assert self.exchange.prompt is not None
         action = strongest([self.exchange.prompt.action, *(v.action for v in verdicts)])
         for choice, verdict in zip(choices, verdicts, strict=True):
-            self.exchange._record("completion", verdict, [choice.text])
+            await self.exchange._record("completion", verdict, [choice.text])
         annotate = self.annotations_on and (action is not Action.ALLOW or self.annotate_always)
         if not annotate and not any(v.blocked for v in verdicts):
             await self._send_original(raw, action)
@@ -382,7 +393,7 @@ class _Responder:
     async def _fail(self, reason: str) -> None:
         """The response can't be inspected: the fail mode decides."""
         verdict = failed_verdict(self.policy, reason)
-        self.exchange._record("completion", verdict, None)
+        await self.exchange._record("completion", verdict, None)
         if verdict.blocked:
             await self._replace(502, error_body(502, f"safety-filter: {reason}", "content_filter_error", error_type="server_error"), Action.BLOCK)
         else:

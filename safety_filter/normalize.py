@@ -1,0 +1,513 @@
+# ruff: noqa: RUF001  (look-alike characters are the point here)
+"""The one text normaliser, used on rule-list entries and on the texts they are matched against.
+
+`normalize(text)` returns a `Normalized` whose `.text` defeats the usual evasions and whose
+`.original_span(start, end)` maps a span of `.text` back to the characters of the original it
+came from. Both list entries and inspected texts go through this same function, so an entry
+matches every spelling that normalises to the same string.
+
+Stages, each a single pass driven by tables or one pre-compiled regex (never one regex per term):
+
+1. **fold** (per character, cached table): NFKC (fullwidth, mathematical letters, ligatures,
+   superscripts), look-alike letters mapped to Latin (Cyrillic, Greek, small capitals, regional
+   indicator letters), casefold, accents stripped (NFKD then combining marks dropped; ``œ``,
+   ``æ``, ``ø``, ``ł``... mapped explicitly), invisible characters dropped (format characters
+   such as zero-width space/joiner, soft hyphen, bidi marks, variation selectors, tag characters,
+   Hangul fillers, braille blank).
+2. **squeeze separators**: runs of whitespace, ``-`` and ``_`` become one space, so a
+   multi-word entry matches across line breaks, double spaces and hyphens.
+3. **join spaced letters**: three or more single word characters separated by one to three of
+   `` .*·•~`` (after stage 2: ``n a z i``, ``n.a.z.i``, ``n-4-z-1``, ``n_a_z_i``) become one word.
+4. **leetspeak**, inside a token that also contains a letter: ``0 1 3 4 5 7 @ $ € ! |`` map to
+   ``o i e a s t a s e i l``. Tokens without a letter (``1488``, ``2024``, ``$100``) are left
+   alone, and a trailing ``!`` or ``|`` is punctuation, not a letter (``hate!`` stays ``hate!``).
+   (``1`` also stands for ``l``: the matcher adds an ``l``-as-``i`` variant of list entries.)
+5. **collapse repeated letters**: a run of the same letter becomes one (``haaate`` -> ``hate``,
+   ``hello`` -> ``helo``), and its length is remembered (`Normalized.runs`): the matcher
+   requires a text run to equal the entry's or be a clear stretch of it (3+), so ``nigger``
+   does not match the country ``Niger`` nor ``god`` match ``good``. Digits are not collapsed
+   (``1488`` stays ``1488``).
+
+Every character of `.text` carries the (start, end) range of original characters it stands
+for; deleted characters (separators, invisibles, repeated letters) are merged into the range of
+the kept character before them, so a span always covers the whole obfuscated spelling.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+__all__ = [
+    "Normalized",
+    "fold_char",
+    "is_word_char",
+    "normalize",
+    "normalize_term",
+    "normalize_term_runs",
+    "normalize_text",
+    "runs_compatible",
+]
+
+# --- stage 1 tables ------------------------------------------------------------------------
+
+# Characters that render as nothing (or as blank) and are used to split words invisibly.
+_INVISIBLE_EXTRA = {
+    0x034F,  # combining grapheme joiner
+    0x115F, 0x1160, 0x3164, 0xFFA0,  # Hangul fillers
+    0x2800,  # braille pattern blank
+    0x180E,  # Mongolian vowel separator
+    0x17B4, 0x17B5,  # Khmer inherent vowels
+}
+
+# Look-alikes mapped to Latin, applied *before* casefolding (so uppercase forms that look like
+# a different Latin letter than their lowercase can be told apart) and again after it.
+_HOMOGLYPHS: dict[str, str] = {
+    # Cyrillic, uppercase
+    "А": "a", "В": "b", "Е": "e", "К": "k", "М": "m", "Н": "h", "О": "o", "Р": "p", "С": "c",
+    "Т": "t", "У": "y", "Х": "x", "І": "i", "Ј": "j", "Ѕ": "s", "Ԁ": "d", "Ү": "y", "Ӏ": "l",
+    "Ԛ": "q", "Ԝ": "w", "З": "3",
+    # Cyrillic, lowercase
+    "а": "a", "в": "b", "е": "e", "к": "k", "м": "m", "н": "h", "о": "o", "р": "p", "с": "c",
+    "т": "t", "у": "y", "х": "x", "і": "i", "ј": "j", "ѕ": "s", "ԁ": "d", "һ": "h", "ӏ": "l",
+    "ү": "y", "ԛ": "q", "ԝ": "w", "ё": "e", "ї": "i", "ɡ": "g", "п": "n", "г": "r", "ь": "b",
+    # Greek, uppercase
+    "Α": "a", "Β": "b", "Ε": "e", "Ζ": "z", "Η": "h", "Ι": "i", "Κ": "k", "Μ": "m", "Ν": "n",
+    "Ο": "o", "Ρ": "p", "Τ": "t", "Υ": "y", "Χ": "x",
+    # Greek, lowercase
+    "α": "a", "β": "b", "γ": "y", "ε": "e", "η": "n", "ι": "i", "κ": "k", "ν": "v", "ο": "o",
+    "ρ": "p", "τ": "t", "υ": "u", "χ": "x", "ω": "w", "μ": "u", "ς": "s", "σ": "o",
+    # small capitals and other Latin look-alikes
+    "ᴀ": "a", "ʙ": "b", "ᴄ": "c", "ᴅ": "d", "ᴇ": "e", "ғ": "f", "ɢ": "g", "ʜ": "h", "ɪ": "i",
+    "ᴊ": "j", "ᴋ": "k", "ʟ": "l", "ᴍ": "m", "ɴ": "n", "ᴏ": "o", "ᴘ": "p", "ʀ": "r", "ꜱ": "s",
+    "ᴛ": "t", "ᴜ": "u", "ᴠ": "v", "ᴡ": "w", "ʏ": "y", "ᴢ": "z", "ı": "i", "ȷ": "j",
+    # letters NFKD does not decompose (French and neighbours)
+    "œ": "oe", "Œ": "oe", "æ": "ae", "Æ": "ae", "ø": "o", "Ø": "o", "ł": "l", "Ł": "l",
+    "đ": "d", "Đ": "d", "ð": "d", "þ": "th", "ß": "ss", "ħ": "h",
+    # typographic variants of separators and apostrophes
+    "’": "'", "‘": "'", "ʼ": "'", "`": "'", "´": "'", "‐": "-", "‑": "-", "‒": "-", "–": "-",
+    "—": "-", "―": "-", "−": "-",
+}
+# Regional indicator symbols (flag letters) look like boxed capitals.
+for _i in range(26):
+    _HOMOGLYPHS[chr(0x1F1E6 + _i)] = chr(ord("a") + _i)
+
+
+def _is_invisible(ch: str) -> bool:
+    cp = ord(ch)
+    if cp in _INVISIBLE_EXTRA:
+        return True
+    cat = unicodedata.category(ch)
+    if cat == "Cf":  # zero-width space/joiners, soft hyphen, bidi controls, tags, BOM
+        return True
+    return 0xFE00 <= cp <= 0xFE0F or 0xE0100 <= cp <= 0xE01EF  # variation selectors
+
+
+def _fold_uncached(ch: str) -> str:
+    if _is_invisible(ch):
+        return ""
+    out = []
+    for c in unicodedata.normalize("NFKC", ch):
+        c = _HOMOGLYPHS.get(c, c)
+        for c2 in c.casefold():
+            c2 = _HOMOGLYPHS.get(c2, c2)
+            for c3 in unicodedata.normalize("NFKD", c2):
+                if unicodedata.combining(c3) or _is_invisible(c3):
+                    continue
+                if unicodedata.category(c3) in ("Mn", "Me"):
+                    continue
+                out.append(_HOMOGLYPHS.get(c3, c3))
+    return "".join(out)
+
+
+class _FoldTable(dict):
+    """Lazily filled char -> folded string cache (bounded by the characters actually seen)."""
+
+    def __missing__(self, ch: str) -> str:
+        folded = _fold_uncached(ch)
+        if len(self) < 200_000:
+            self[ch] = folded
+        return folded
+
+
+_FOLD = _FoldTable()
+
+
+def fold_char(ch: str) -> str:
+    """Stage 1 for one character: what it becomes (possibly '' or several characters)."""
+    return _FOLD[ch]
+
+
+# --- stages 2-5 patterns -------------------------------------------------------------------
+# Stage 1 maps '_' to '-', so below `\w` (letters, digits, '_') never meets an underscore and
+# means "letter or digit". The stdlib `re` engine is used: it is about twice as fast as
+# `regex` on these simple patterns.
+
+_LEET_DIGITS = {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t"}
+_LEET_SYMBOLS = {"@": "a", "$": "s", "€": "e", "!": "i", "|": "l"}
+_LEET = {**_LEET_DIGITS, **_LEET_SYMBOLS}
+_LEET_TRANS = str.maketrans(_LEET)
+_TRAILING_PUNCT = "!|"
+
+_W = r"[\w@$€!|]"  # a word-ish character, leet symbols included
+_SEP = r"[ .\-*·•~]"
+# 3+ single word characters each separated by 1-3 separators: n a z i / n.a.z.i / n-4-z-1
+_SPACED_RE = re.compile(rf"(?<!{_W}){_W}(?:{_SEP}{{1,3}}{_W}(?!{_W})){{2,}}")
+_SEP_RE = re.compile(rf"{_SEP}+")
+_LEET_CHAR_RE = re.compile(r"[013457@$€!|]")
+_HAS_LETTER_RE = re.compile(r"[^\W\d]")
+_REPEAT_RE = re.compile(r"([^\W\d])\1+")
+_REPEAT_FAST_RE = re.compile(r"([^\W\d])(?=\1)")  # same result, literal replacement (no template)
+_WORDISH_SYMBOLS = "@$€!|"
+_TOKEN_END_RE = re.compile(r"[\w@$€!|]*")
+# runs of whitespace/'-' that are not already a single space (a lone " " is left alone)
+_SQUEEZE_RE = re.compile(r"[\s\-]{2,}|[^\S ]|-")
+_NON_ASCII_RE = re.compile(r"[^\x00-\x7f]+")
+
+_HOMOGLYPHS["_"] = "-"
+
+
+class _FoldOrdTable(dict):
+    """ord -> folded string, for str.translate (lazily filled; ASCII prefilled)."""
+
+    def __missing__(self, cp: int) -> str:
+        folded = _FOLD[chr(cp)]
+        if len(self) < 200_000:
+            self[cp] = folded
+        return folded
+
+
+_FOLD_ORD = _FoldOrdTable({i: chr(i).lower() for i in range(128)})
+_FOLD_ORD[ord("_")] = "-"
+_ASCII_TABLE = {i: chr(i).lower() for i in range(128)}
+_ASCII_TABLE[ord("_")] = "-"
+
+
+def is_word_char(ch: str) -> bool:
+    """Word characters for whole-word checks on normalised text."""
+    return ch.isalnum()
+
+
+class Normalized:
+    """A normalised text and a map from its characters back to the original.
+
+    The map is computed on first use of `original_span` (most texts match nothing, and the
+    text-only path runs in C-level passes), by the same stages with offsets tracked.
+    """
+
+    __slots__ = ("_ends", "_runs", "_starts", "original", "text")
+
+    def __init__(self, original: str, text: str, starts: list[int] | None = None, ends: list[int] | None = None,
+                 runs: dict[int, int] | None = None):
+        self.original = original
+        self.text = text
+        self._starts = starts
+        self._ends = ends
+        self._runs = runs
+
+    def __repr__(self) -> str:
+        return f"Normalized(text={self.text!r})"
+
+    def _map(self) -> tuple[list[int], list[int]]:
+        if self._starts is None or self._ends is None or self._runs is None:
+            text, starts, ends, runs = _normalize_with_offsets(self.original)
+            if text != self.text:  # pragma: no cover - the two paths must agree
+                raise AssertionError(f"normaliser paths disagree: {text!r} != {self.text!r}")
+            self._starts, self._ends, self._runs = starts, ends, runs
+        return self._starts, self._ends
+
+    @property
+    def runs(self) -> dict[int, int]:
+        """{index in `.text`: how many times that letter was repeated in a row} (only runs > 1)."""
+        self._map()
+        assert self._runs is not None
+        return self._runs
+
+    @property
+    def starts(self) -> list[int]:
+        return self._map()[0]
+
+    @property
+    def ends(self) -> list[int]:
+        return self._map()[1]
+
+    def original_span(self, start: int, end: int) -> tuple[int, int]:
+        """Map a span [start, end) of `.text` to the span of the original text it came from."""
+        n = len(self.text)
+        if not 0 <= start <= end <= n:
+            raise ValueError(f"span ({start}, {end}) outside normalised text of length {n}")
+        starts, ends = self._map()
+        if start == end:
+            if start < n:
+                pos = starts[start]
+            elif n:
+                pos = ends[n - 1]
+            else:
+                pos = len(self.original)
+            return pos, pos
+        return starts[start], ends[end - 1]
+
+    def original_text(self, start: int, end: int) -> str:
+        s, e = self.original_span(start, end)
+        return self.original[s:e]
+
+
+def _rewrite(
+    s: str, starts: list[int], ends: list[int], ops: list[tuple[int, int, str]]
+) -> tuple[str, list[int], list[int]]:
+    """Apply sorted, non-overlapping (a, b, repl) ops; `repl` is '' (delete) or one character.
+
+    A replacement character takes the union range of s[a:b]; deleted characters are merged into
+    the range of the kept character before them.
+    """
+    if not ops:
+        return s, starts, ends
+    out: list[str] = []
+    ost: list[int] = []
+    oen: list[int] = []
+    pos = 0
+    for a, b, repl in ops:
+        if a > pos:
+            out.append(s[pos:a])
+            ost.extend(starts[pos:a])
+            oen.extend(ends[pos:a])
+        if repl:
+            out.append(repl)
+            ost.append(starts[a])
+            oen.append(ends[b - 1])
+        elif oen:
+            oen[-1] = max(oen[-1], ends[b - 1])
+        pos = b
+    if pos < len(s):
+        out.append(s[pos:])
+        ost.extend(starts[pos:])
+        oen.extend(ends[pos:])
+    return "".join(out), ost, oen
+
+
+class _NotOneToOneTable(dict):
+    """ord -> None (deleted by translate) for characters that fold to exactly one character."""
+
+    def __missing__(self, cp: int) -> str | None:
+        keep = None if len(_FOLD[chr(cp)]) == 1 else chr(cp)
+        if len(self) < 200_000:
+            self[cp] = keep
+        return keep
+
+
+_NOT_ONE_TO_ONE = _NotOneToOneTable({i: None for i in range(128)})
+
+
+def _fold_with_offsets(text: str) -> tuple[str, list[int], list[int]]:
+    n = len(text)
+    if text.isascii():
+        return text.translate(_ASCII_TABLE), list(range(n)), list(range(1, n + 1))
+    if not text.translate(_NOT_ONE_TO_ONE):  # every character folds to one: identity map
+        return text.translate(_FOLD_ORD), list(range(n)), list(range(1, n + 1))
+    pieces: list[str] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    pos = 0
+    fold = _FOLD
+    for m in _NON_ASCII_RE.finditer(text):
+        a, b = m.span()
+        if a > pos:
+            pieces.append(text[pos:a].translate(_ASCII_TABLE))
+            starts.extend(range(pos, a))
+            ends.extend(range(pos + 1, a + 1))
+        for j in range(a, b):
+            f = fold[text[j]]
+            if len(f) == 1:
+                pieces.append(f)
+                starts.append(j)
+                ends.append(j + 1)
+            elif f:
+                pieces.append(f)
+                starts.extend([j] * len(f))
+                ends.extend([j + 1] * len(f))
+            elif ends:
+                ends[-1] = j + 1  # dropped invisible/mark: merged into the previous character
+        pos = b
+    if pos < n:
+        pieces.append(text[pos:].translate(_ASCII_TABLE))
+        starts.extend(range(pos, n))
+        ends.extend(range(pos + 1, n + 1))
+    return "".join(pieces), starts, ends
+
+
+def _leet_token(tok: str) -> str:
+    if not _HAS_LETTER_RE.search(tok):
+        return tok
+    # a trailing run of '!'/'|' is punctuation, not letters
+    stripped = tok.rstrip(_TRAILING_PUNCT)
+    return stripped.translate(_LEET_TRANS) + tok[len(stripped):]
+
+
+def _leet_pass(s: str) -> str:
+    """Stage 3: rewrite the tokens that contain a leet character (token = run of word chars)."""
+    out: list[str] = []
+    copied = 0
+    scanned = 0
+    for m in _LEET_CHAR_RE.finditer(s):
+        i = m.start()
+        if i < scanned:
+            continue
+        a = i
+        while a > scanned and (s[a - 1].isalnum() or s[a - 1] in _WORDISH_SYMBOLS):
+            a -= 1
+        b = _TOKEN_END_RE.match(s, i).end()  # type: ignore[union-attr]
+        scanned = b
+        tok = s[a:b]
+        new = _leet_token(tok)
+        if new != tok:
+            out.append(s[copied:a])
+            out.append(new)
+            copied = b
+    if not out:
+        return s
+    out.append(s[copied:])
+    return "".join(out)
+
+
+def _join_spaced(m: re.Match[str]) -> str:
+    return _SEP_RE.sub("", m.group())
+
+
+def _pre_collapse(text: str) -> str:
+    """Stages 1, 2, 3 and 4 (text only)."""
+    s = text.translate(_ASCII_TABLE) if text.isascii() else text.translate(_FOLD_ORD)
+    s = _squeeze_fast(s)
+    if len(s) >= 5:
+        s = _SPACED_RE.sub(_join_spaced, s)
+    return _leet_pass(s)
+
+
+_DOUBLED_ASCII = tuple((c + c, c) for c in "abcdefghijklmnopqrstuvwxyz")
+
+
+def _collapse_fast(s: str) -> str:
+    """Stage 5, text only: str.replace per doubled ASCII letter (memchr speed), regex otherwise."""
+    if not s.isascii():
+        return _REPEAT_FAST_RE.sub("", s)
+    for pair, single in _DOUBLED_ASCII:
+        while pair in s:
+            s = s.replace(pair, single)
+    return s
+
+
+def _squeeze_fast(s: str) -> str:
+    """Stage 2, text only: the same result as _SQUEEZE_RE.sub(" ", s) via str.split()."""
+    if "-" in s:
+        s = s.replace("-", " ")
+    parts = s.split()
+    if not parts:
+        return " " if s else s
+    out = " ".join(parts)
+    if s[0].isspace():
+        out = " " + out
+    if s[-1].isspace():
+        out += " "
+    return out
+
+
+def normalize_text(text: str) -> str:
+    """The normalised text only (C-level passes); identical to `normalize(text).text`."""
+    return _collapse_fast(_pre_collapse(text))
+
+
+def _runs(pre: str) -> tuple[str, dict[int, int]]:
+    """Stage 5 with the run lengths: (collapsed text, {index in it: run length > 1})."""
+    runs: dict[int, int] = {}
+    deleted = 0
+    for m in _REPEAT_RE.finditer(pre):
+        a, b = m.span()
+        runs[a - deleted] = b - a
+        deleted += b - a - 1
+    return _collapse_fast(pre), runs
+
+
+def _normalize_with_offsets(text: str) -> tuple[str, list[int], list[int], dict[int, int]]:
+    s, starts, ends = _fold_with_offsets(text)
+
+    # stage 2: whitespace and '-' runs become one space
+    ops: list[tuple[int, int, str]] = [(m.start(), m.end(), " ") for m in _SQUEEZE_RE.finditer(s)]
+    s, starts, ends = _rewrite(s, starts, ends, ops)
+
+    # stage 3: join letters separated by spaces, dots, dashes...
+    if len(s) >= 5:
+        ops = []
+        for m in _SPACED_RE.finditer(s):
+            base = m.start()
+            for sm in _SEP_RE.finditer(m.group()):
+                ops.append((base + sm.start(), base + sm.end(), ""))
+        s, starts, ends = _rewrite(s, starts, ends, ops)
+
+    # stage 4: leetspeak inside tokens that contain a letter (1:1, spans unchanged)
+    s = _leet_pass(s)
+
+    # stage 5: collapse runs of the same letter, remembering their lengths
+    ops = []
+    runs: dict[int, int] = {}
+    deleted = 0
+    for m in _REPEAT_RE.finditer(s):
+        a, b = m.span()
+        ops.append((a + 1, b, ""))
+        runs[a - deleted] = b - a
+        deleted += b - a - 1
+    s, starts, ends = _rewrite(s, starts, ends, ops)
+    return s, starts, ends, runs
+
+
+def normalize(text: str, *, offsets: bool = False) -> Normalized:
+    """Normalise `text` (see the module docstring) keeping a map back to the original.
+
+    The map is built lazily on the first `original_span` call, or now with `offsets=True`.
+    """
+    if offsets:
+        s, starts, ends, runs = _normalize_with_offsets(text)
+        return Normalized(text, s, starts, ends, runs)
+    return Normalized(text, normalize_text(text))
+
+
+def normalize_term_runs(term: str, *, join: bool = False, l_as_i: bool = False) -> tuple[str, dict[int, int]]:
+    """A list entry's normalised form and its letter runs longer than one ({index: length}).
+
+    `join=True` gives the form with the spaces between words removed (``#whitegenocide``).
+    `l_as_i=True` gives the form an ``l`` written as ``1`` takes in a text: leetspeak reads
+    ``1`` as ``i``, so ``ki11`` normalises to ``kiii``; matching this variant too catches it.
+    """
+    pre = _pre_collapse(term).strip()
+    if join:
+        pre = pre.replace(" ", "")
+    if l_as_i:
+        pre = pre.replace("l", "i")
+    return _runs(pre)
+
+
+def runs_compatible(text_runs: dict[int, int], start: int, entry_runs: dict[int, int], length: int,
+                    *, open_start: bool = False, open_end: bool = False) -> bool:
+    """Whether a match of an entry at `start` respects letter repetition.
+
+    Each letter run of the text must equal the entry's (``nigger`` does not match ``Niger``,
+    ``god`` does not match ``good``), or be a clear stretch of it: three or more and longer
+    (``haaate`` matches ``hate``, ``niggger`` matches ``nigger``). `open_start`/`open_end`: the
+    match may start/end inside a word (substring, prefix, suffix entries), so the text run at
+    that edge may also be longer than the entry's (``vrob*`` matches ``vrobbing``).
+    """
+    if not text_runs and not entry_runs:
+        return True
+    last = length - 1
+    for k in range(length):
+        tr = text_runs.get(start + k, 1)
+        er = entry_runs.get(k, 1)
+        if tr == er or (tr >= 3 and tr > er):
+            continue
+        if tr > er and ((k == 0 and open_start) or (k == last and open_end)):
+            continue
+        return False
+    return True
+
+
+def normalize_term(term: str) -> str:
+    """Normalise a list entry: the same pipeline, outer spaces stripped."""
+    return normalize_text(term).strip()
