@@ -100,6 +100,10 @@ class SafetyFilterMiddleware:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 await self.engine.aload()
+                if self.audit.enabled and self.audit.include_excerpts and self.audit.redact:
+                    from safety_filter import pii
+
+                    await asyncio.to_thread(pii.warm_up)
             return message
 
         return wrapped
