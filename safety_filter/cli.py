@@ -64,6 +64,10 @@ def _parser() -> argparse.ArgumentParser:
     from safety_filter.blocklist_cli import add_blocklist_parser
 
     add_blocklist_parser(sub)
+
+    from safety_filter.bench import add_bench_parser
+
+    add_bench_parser(sub)
     return parser
 
 

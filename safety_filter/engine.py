@@ -21,7 +21,7 @@ import queue
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -119,6 +119,7 @@ class Engine:
         self._worker: threading.Thread | None = None
         self._next_watch = 0.0
         self._reloading = False
+        self._warm = False
 
     @classmethod
     def from_policy_file(cls, path: str | Path | None = None) -> Engine:
@@ -149,8 +150,16 @@ class Engine:
         return self._loaded
 
     async def aload(self) -> None:
-        """`load` without blocking the event loop (for ASGI lifespan start-up)."""
-        await asyncio.to_thread(self.load)
+        """Load and warm up without blocking the event loop (for ASGI lifespan start-up)."""
+        await asyncio.to_thread(self.warm_up)
+
+    def warm_up(self) -> None:
+        """`load`, then let detectors do their optional slow start-up work (`warm_up()`) now.
+
+        A server wants its first requests fast; a one-shot command does not need this.
+        """
+        self._warm = True
+        _warm(self.load().detectors)
 
     def _build(self, policy: Policy, previous: _Loaded | None) -> _Loaded:
         if self._given_detectors is not None:
@@ -184,6 +193,8 @@ class Engine:
         try:
             policy = load_policy(self._policy_path) if self._policy_path is not None else current.policy
             replacement = self._build(policy, previous=current)
+            if self._warm:
+                _warm(d for d in replacement.detectors if d not in current.detectors)
         except Exception as exc:
             log.error("reload failed, keeping policy %s: %s", current.policy.label, exc)
             current.watched = _mtimes(current.watched)  # don't retry until the files change again
@@ -322,6 +333,13 @@ def _store(loaded: _Loaded, missing: dict[bytes, str], found: list[Findings]) ->
     for key, findings in fresh.items():
         loaded.cache.put(key, findings)
     return fresh
+
+
+def _warm(detectors: Iterable[Detector]) -> None:
+    for detector in detectors:
+        warm_up = getattr(detector, "warm_up", None)
+        if warm_up is not None:
+            warm_up()
 
 
 def _resolve(job: _Job, *, result: list[Findings] | None = None, exception: BaseException | None = None) -> None:

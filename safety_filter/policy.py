@@ -19,6 +19,7 @@ from safety_filter.findings import CATEGORIES, Action, CategoryResult, Finding, 
 from safety_filter.resources import default_policy_path
 
 Role = Literal["prompt", "completion"]
+RULES_SOURCE = "rules"  # findings from rule lists; every other source is a model
 ROLES: tuple[Role, ...] = ("prompt", "completion")
 
 Score = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -197,10 +198,11 @@ def parse_policy(raw: bytes | str, *, source: str = "<inline>") -> Policy:
 def decide(findings: Iterable[Finding], policy: Policy, role: Role) -> Verdict:
     """Turn the findings for one text into a verdict under `policy` for `role`.
 
-    Detectors are independent witnesses. Within one detector a category's score is its strongest
-    finding; across detectors the scores combine as a noisy-OR, `1 - (1 - a)(1 - b)...`, so a
-    rule-list hit and a fairly confident classifier together outweigh either alone, while a
-    list term quoted in counter-speech (the classifier near 0) stays below the threshold.
+    Rule lists and models are two kinds of witness. For each category, the strongest list hit
+    and the strongest model score (classifier, NCII detector: they read context and agree too
+    often to count twice) combine as a noisy-OR, `1 - (1 - list)(1 - model)`: a list term of
+    moderate weight plus a fairly confident model outweigh either alone, while a term quoted in
+    counter-speech (the model near 0) stays below the threshold. Terms weighted 1.0 decide alone.
 
     A category is filtered when its combined score reaches the role's threshold and its action is
     not `off`. It then asks for the category's action, or, when every finding in it comes from a
@@ -208,17 +210,15 @@ def decide(findings: Iterable[Finding], policy: Policy, role: Role) -> Verdict:
     category asks to block, annotates if one asks to annotate, and allows otherwise.
     """
     findings = tuple(findings)
-    strongest_by_source: dict[str, dict[str, float]] = {category: {} for category in CATEGORIES}
+    witnesses: dict[str, list[float]] = {category: [0.0, 0.0] for category in CATEGORIES}
     for finding in findings:
-        sources = strongest_by_source.setdefault(finding.category, {})
-        sources[finding.source] = max(sources.get(finding.source, 0.0), finding.score)
+        pair = witnesses.setdefault(finding.category, [0.0, 0.0])
+        kind = 0 if finding.source == RULES_SOURCE else 1
+        pair[kind] = max(pair[kind], finding.score)
     results: dict[str, CategoryResult] = {}
     action = Action.ALLOW
-    for category, sources in strongest_by_source.items():
-        missing = 1.0
-        for score in sources.values():
-            missing *= 1.0 - score
-        score = 1.0 - missing
+    for category, (listed, modelled) in witnesses.items():
+        score = 1.0 - (1.0 - listed) * (1.0 - modelled)
         rule = policy.rule(category, role)
         filtered = rule.action != "off" and score > 0.0 and score >= rule.threshold
         if filtered:

@@ -99,12 +99,15 @@ def test_a_list_action_overrides_the_category_action_but_not_off() -> None:
     assert decide([watch], Policy.model_validate(data), "prompt").action is Action.ALLOW
 
 
-def test_independent_detectors_combine_as_noisy_or() -> None:
-    policy = Policy.default()  # hate: prompt threshold 0.6
-    rule_alone = decide([Finding("hate", 0.4, "rules")], policy, "prompt")
+def test_lists_and_models_combine_as_noisy_or() -> None:
+    policy = Policy.default()
+    threshold = policy.rule("hate", "prompt").threshold
+    rule_alone = decide([Finding("hate", threshold - 0.2, "rules")], policy, "prompt")
     assert rule_alone.action is Action.ALLOW
-    both = decide([Finding("hate", 0.4, "rules"), Finding("hate", 0.5, "classifier")], policy, "prompt")
-    assert both.categories["hate"].score == pytest.approx(0.7)
+    both = decide([Finding("hate", threshold - 0.2, "rules"), Finding("hate", 0.5, "classifier")], policy, "prompt")
+    assert both.categories["hate"].score == pytest.approx(1 - (1.2 - threshold) * 0.5)
     assert both.action is Action.BLOCK
-    same_source = decide([Finding("hate", 0.4, "rules"), Finding("hate", 0.5, "rules")], policy, "prompt")
-    assert same_source.categories["hate"].score == pytest.approx(0.5)  # one witness: its strongest finding
+    two_lists = decide([Finding("hate", 0.4, "rules"), Finding("hate", 0.5, "rules")], policy, "prompt")
+    assert two_lists.categories["hate"].score == pytest.approx(0.5)  # one witness: its strongest finding
+    two_models = decide([Finding("hate", 0.4, "ncii"), Finding("hate", 0.5, "classifier")], policy, "prompt")
+    assert two_models.categories["hate"].score == pytest.approx(0.5)

@@ -19,6 +19,10 @@ class Detector(Protocol):
     `name` appears in findings (`Finding.source`) and in the audit trail. `load()` does the
     expensive part (models, compiled lists) once; the engine calls it at start-up, never per
     request. `detect` may be called from a worker thread, never concurrently with itself.
+
+    Optional members the engine uses when present: `warm_up()` (slow start-up work a server
+    wants done before its first request), `watched_paths()` (files whose change triggers a hot
+    reload) and `version` (written to the audit trail).
     """
 
     name: str
