@@ -41,10 +41,8 @@ def _classifier(policy: Policy) -> Detector | None:
 def _ncii(policy: Policy) -> Detector | None:
     if not policy.detectors.ncii.enabled:
         return None
-    try:
-        from safety_filter.detectors.ncii import NCIIDetector
-    except ImportError:  # pragma: no cover - the NCII detector ships with the package
-        return None
+    from safety_filter.detectors.ncii import NCIIDetector
+
     return NCIIDetector()
 
 
