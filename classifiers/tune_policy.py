@@ -1,0 +1,71 @@
+"""Choose the default policy's per-category thresholds on the DEV split, never on test.
+
+The thresholds apply to the combined score of the whole detector stack (rule lists + classifier
++ NCII detector, see `safety_filter.policy.decide`), so they are tuned on what the engine
+outputs, not on the classifier alone. For each category this prints precision, recall and the
+false-flag rate on benign rows at candidate thresholds, and the threshold with the best F1
+whose benign false-flag rate stays under `--max-false-flag` (10%: the dev split's "benign" rows
+include noisily labelled forum posts and tweets) and that is at least `--min-threshold` (0.5:
+the filter never blocks on less than even odds).
+
+    python -m classifiers.tune_policy [--dev classifiers/data/splits/dev.jsonl]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from safety_filter.engine import Engine
+from safety_filter.evaluation import row_labels
+from safety_filter.findings import CATEGORIES
+
+HERE = Path(__file__).resolve().parent
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dev", type=Path, default=HERE / "data" / "splits" / "dev.jsonl")
+    parser.add_argument("--max-false-flag", type=float, default=0.10)
+    parser.add_argument("--min-threshold", type=float, default=0.5)
+    parser.add_argument("--out", type=Path, default=HERE / "reports" / "policy_thresholds.json")
+    args = parser.parse_args()
+
+    rows = [json.loads(line) for line in args.dev.read_text(encoding="utf-8").splitlines() if line.strip()]
+    engine = Engine.from_policy_file()
+    scores = {c: [] for c in CATEGORIES}
+    for start in range(0, len(rows), 256):
+        batch = rows[start : start + 256]
+        for verdict in engine.check_sync([r["text"] for r in batch], "prompt"):
+            for c in CATEGORIES:
+                scores[c].append(verdict.categories[c].score)
+    labels = [row_labels(r) for r in rows]
+    benign = np.array([not lab for lab in labels])
+    chosen = {}
+    for c in CATEGORIES:
+        s = np.array(scores[c])
+        y = np.array([c in lab for lab in labels])
+        best = None
+        print(f"\n{c}: {int(y.sum())} positives, {int(benign.sum())} benign")
+        for t in np.round(np.arange(0.3, 0.96, 0.05), 2):
+            flagged = s >= t
+            tp = int((flagged & y).sum())
+            precision = tp / max(int(flagged.sum()), 1)
+            recall = tp / max(int(y.sum()), 1)
+            f1 = 2 * precision * recall / max(precision + recall, 1e-9)
+            false_flag = float((flagged & benign).sum() / max(int(benign.sum()), 1))
+            print(f"  t={t:.2f}  P={precision:.3f}  R={recall:.3f}  F1={f1:.3f}  benign false-flag={false_flag:.3f}")
+            eligible = false_flag <= args.max_false_flag and t >= args.min_threshold
+            if eligible and (best is None or f1 > best[1]):
+                best = (float(t), f1, precision, recall, false_flag)
+        if best is not None:
+            chosen[c] = {"threshold": best[0], "f1": best[1], "precision": best[2], "recall": best[3], "benign_false_flag": best[4]}
+            print(f"  -> {best[0]:.2f}")
+    args.out.write_text(json.dumps({"split": str(args.dev.name), "max_false_flag": args.max_false_flag, "min_threshold": args.min_threshold, "chosen": chosen}, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
