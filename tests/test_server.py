@@ -22,13 +22,15 @@ TEXTS = json.loads((Path(__file__).parent / "fixtures" / "e2e_texts.json").read_
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[str]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    log_path = tmp_path_factory.mktemp("serve") / "serve.log"
+    log = log_path.open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "safety_filter", "serve", "--port", str(port), "--log-level", "warning"],
         env=env,
-        stdout=subprocess.PIPE,
+        stdout=log,
         stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
@@ -41,13 +43,13 @@ def server() -> Iterator[str]:
             except httpx.TransportError:
                 pass
             if process.poll() is not None or time.monotonic() > deadline:
-                output = process.stdout.read().decode() if process.stdout else ""
-                raise RuntimeError(f"safety-filter serve did not start:\n{output}")
+                raise RuntimeError(f"safety-filter serve did not start:\n{log_path.read_text(errors='replace')}")
             time.sleep(0.2)
         yield url
     finally:
         process.terminate()
         process.wait(timeout=20)
+        log.close()
 
 
 @pytest.fixture
