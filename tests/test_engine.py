@@ -68,15 +68,24 @@ async def test_a_failing_text_does_not_fail_its_batch_neighbours() -> None:
     engine.close()
 
 
-def test_policy_file_change_is_reloaded_and_a_bad_one_is_rejected(tmp_path: Path) -> None:
+def policy_text(sexual_prompt: dict[str, object], **top: object) -> str:
+    """The shipped policy as YAML, with the sexual/prompt rule and some top-level keys replaced."""
+    import yaml
+
     from safety_filter.resources import default_policy_path
 
+    data = yaml.safe_load(default_policy_path().read_text())
+    data["categories"]["sexual"]["prompt"] = sexual_prompt
+    data.update(top)
+    return yaml.safe_dump(data)
+
+
+def test_policy_file_change_is_reloaded_and_a_bad_one_is_rejected(tmp_path: Path) -> None:
     path = tmp_path / "policy.yaml"
-    text = default_policy_path().read_text()
-    path.write_text(text)
+    path.write_text(policy_text({"threshold": 0.6, "action": "annotate"}))
     engine = Engine(load_policy(path), [FakeDetector()], policy_path=path)
     assert engine.check_sync(["zzsex"], "prompt")[0].action is Action.ANNOTATE
-    path.write_text(text.replace("prompt: {threshold: 0.6, action: annotate}", "prompt: {threshold: 0.6, action: block}"))
+    path.write_text(policy_text({"threshold": 0.6, "action": "block"}))
     assert engine.reload()
     assert engine.check_sync(["zzsex"], "prompt")[0].action is Action.BLOCK
     path.write_text("fail_mode: [broken")
@@ -86,15 +95,12 @@ def test_policy_file_change_is_reloaded_and_a_bad_one_is_rejected(tmp_path: Path
 
 @pytest.mark.anyio
 async def test_watched_policy_reloads_in_the_background(tmp_path: Path) -> None:
-    from safety_filter.resources import default_policy_path
-
     path = tmp_path / "policy.yaml"
-    text = default_policy_path().read_text().replace("reload_interval_seconds: 2", "reload_interval_seconds: 0.01")
-    path.write_text(text)
+    path.write_text(policy_text({"threshold": 0.6, "action": "annotate"}, reload_interval_seconds=0.01))
     engine = Engine(load_policy(path), [FakeDetector()], policy_path=path)
     assert (await engine.check(["zzsex"], "prompt"))[0].action is Action.ANNOTATE
     time.sleep(0.02)
-    path.write_text(text.replace("prompt: {threshold: 0.6, action: annotate}", "prompt: {threshold: 0.6, action: off}"))
+    path.write_text(policy_text({"threshold": 0.6, "action": "off"}, reload_interval_seconds=0.01))
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         if (await engine.check(["zzsex"], "prompt"))[0].action is Action.ALLOW:

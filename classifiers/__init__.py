@@ -1,0 +1,1 @@
+"""Training pipeline for safety-filter's local classifier (not needed at runtime)."""

@@ -1,0 +1,145 @@
+"""The shipped local classifier as a Detector (onnxruntime + tokenizers; no torch at runtime).
+
+Model files live in `safety_filter/data/model/`: `model.onnx` (fine-tuned multilingual-e5-small,
+inputs input_ids/attention_mask, output logits per category), `tokenizer.json`, and
+`config.json` (labels, max_length, stride, prefix, Platt calibration, recommended thresholds,
+version). Long texts are cut into overlapping token windows; a category's score is the max over
+windows and the finding's span is that window's character range.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import json
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from safety_filter.findings import Finding
+
+
+def default_model_dir() -> Path:
+    return Path(str(importlib.resources.files("safety_filter") / "data" / "model"))
+
+
+class ClassifierDetector:
+    """Scores hate / extremism / non_consensual / sexual with the shipped ONNX model."""
+
+    name = "classifier"
+
+    def __init__(self, model_dir: str | Path | None = None, *, threads: int = 2, batch_size: int = 16,
+                 score_floor: float | None = None, max_length: int | None = None) -> None:
+        self.model_dir = Path(model_dir) if model_dir is not None else default_model_dir()
+        self.threads = threads
+        self.batch_size = batch_size
+        self._score_floor = score_floor
+        self._max_length = max_length
+        self._lock = threading.Lock()
+        self._session: Any = None
+        self._tokenizer: Any = None
+        self.config: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ loading
+    def load(self) -> None:
+        if self._session is not None:
+            return
+        with self._lock:
+            if self._session is not None:
+                return
+            import onnxruntime as ort
+            from tokenizers import Tokenizer
+
+            config = json.loads((self.model_dir / "config.json").read_text(encoding="utf-8"))
+            tok = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
+            tok.no_padding(); tok.no_truncation()
+            so = ort.SessionOptions()
+            so.intra_op_num_threads = self.threads
+            so.inter_op_num_threads = 1
+            so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            session = ort.InferenceSession(str(self.model_dir / "model.onnx"), so, providers=["CPUExecutionProvider"])
+            self.labels: list[str] = list(config["labels"])
+            self.version: str = str(config.get("version", "unknown"))
+            self.max_length = int(self._max_length or config.get("max_length", 128))
+            self.stride = int(config.get("stride", self.max_length // 4))
+            self.bos, self.eos, self.pad = int(config.get("bos_id", 0)), int(config.get("eos_id", 2)), int(config.get("pad_id", 1))
+            prefix = str(config.get("prefix", "")).strip()
+            self.prefix_ids = tok.encode(prefix, add_special_tokens=False).ids if prefix else []
+            cal = config.get("calibration", {})
+            self.cal_a = np.array([float(cal.get(c, {}).get("a", 1.0)) for c in self.labels], dtype=np.float64)
+            self.cal_b = np.array([float(cal.get(c, {}).get("b", 0.0)) for c in self.labels], dtype=np.float64)
+            self.thresholds: dict[str, float] = dict(config.get("thresholds", {}))
+            self.score_floor = float(self._score_floor if self._score_floor is not None else config.get("score_floor", 0.05))
+            self.config = config
+            self._tokenizer = tok
+            self._session = session
+
+    # ---------------------------------------------------------------- chunking
+    def _windows(self, text: str) -> list[tuple[list[int], tuple[int, int]]]:
+        """Token windows (with overlap) of one text, each with its character span."""
+        enc = self._tokenizer.encode(text, add_special_tokens=False)
+        ids, offs = enc.ids, enc.offsets
+        room = max(8, self.max_length - 2 - len(self.prefix_ids))
+        if not ids:
+            return [([self.bos, *self.prefix_ids, self.eos], (0, 0))]
+        step = max(1, room - self.stride)
+        out = []
+        start = 0
+        while True:
+            end = min(len(ids), start + room)
+            span = (int(offs[start][0]), int(offs[end - 1][1]))
+            out.append(([self.bos, *self.prefix_ids, *ids[start:end], self.eos], span))
+            if end >= len(ids):
+                break
+            start += step
+        return out
+
+    def _run(self, seqs: list[list[int]]) -> np.ndarray:
+        """Calibrated probabilities for token sequences; sorted by length, padded per batch."""
+        probs = np.zeros((len(seqs), len(self.labels)), dtype=np.float64)
+        order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
+        for k in range(0, len(order), self.batch_size):
+            idx = order[k : k + self.batch_size]
+            L = max(len(seqs[i]) for i in idx)
+            ids = np.full((len(idx), L), self.pad, dtype=np.int64)
+            am = np.zeros((len(idx), L), dtype=np.int64)
+            for r, i in enumerate(idx):
+                ids[r, : len(seqs[i])] = seqs[i]
+                am[r, : len(seqs[i])] = 1
+            logits = self._session.run(None, {"input_ids": ids, "attention_mask": am})[0].astype(np.float64)
+            probs[idx] = 1.0 / (1.0 + np.exp(-(logits * self.cal_a + self.cal_b)))
+        return probs
+
+    # ---------------------------------------------------------------- public
+    def scores(self, texts: Sequence[str]) -> list[dict[str, float]]:
+        """Per-text calibrated score for every category (max over windows)."""
+        return [{c: s for c, (s, _) in best.items()} for best in self._best(texts)]
+
+    def _best(self, texts: Sequence[str]) -> list[dict[str, tuple[float, tuple[int, int]]]]:
+        self.load()
+        seqs, owner, spans = [], [], []
+        for t_i, text in enumerate(texts):
+            for ids, span in self._windows(text or ""):
+                seqs.append(ids); owner.append(t_i); spans.append(span)
+        probs = self._run(seqs) if seqs else np.zeros((0, len(self.labels)))
+        best: list[dict[str, tuple[float, tuple[int, int]]]] = [{} for _ in texts]
+        for w, t_i in enumerate(owner):
+            for k, c in enumerate(self.labels):
+                p = float(probs[w, k])
+                if c not in best[t_i] or p > best[t_i][c][0]:
+                    best[t_i][c] = (p, spans[w])
+        return best
+
+    def detect(self, texts: Sequence[str]) -> list[list[Finding]]:
+        out: list[list[Finding]] = []
+        for best in self._best(texts):
+            findings = []
+            for c, (p, span) in best.items():
+                if p >= self.score_floor:
+                    findings.append(Finding(category=c, score=min(1.0, max(0.0, p)), source=self.name, span=span,
+                                            rule_id=f"classifier:{self.version}",
+                                            evidence=f"model score {p:.2f} (recommended threshold {self.thresholds.get(c, 0.5):.2f})"))
+            out.append(findings)
+        return out
