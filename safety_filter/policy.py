@@ -81,7 +81,7 @@ class RulesSettings(_Strict):
 class ClassifierSettings(_Strict):
     enabled: bool = True
     model: str = "default"
-    threads: Annotated[int, Field(ge=1, le=64)] = 2
+    threads: Annotated[int, Field(ge=1, le=64)] = 1
 
 
 class NCIISettings(_Strict):

@@ -1,0 +1,518 @@
+"""Shared pieces of the benchmark: run sizes, the machine, statistics, benign texts, engines, progress.
+
+Nothing here holds harmful text: benign filler is generated from the word pool below; harmful
+examples come from data files (the held-out test split, `benchmarks/data/`, the shipped lists).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import random
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from safety_filter.detectors import build_detectors
+from safety_filter.detectors.base import Detector
+from safety_filter.engine import Engine
+from safety_filter.policy import Policy, load_policy
+
+# -- run sizes -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How much work each section does. `full` ~10-15 min, `quick` < 2 min, `tiny` seconds (tests)."""
+
+    name: str
+    repeats: int  # independent runs per figure; figures are their median
+    latency_cell_seconds: float  # time cap of one (subject, size, batch) cell per repeat
+    latency_cell_max: int  # at most this many calls per cell per repeat
+    latency_tokens: tuple[int, ...] = (32, 128, 512)
+    latency_batches: tuple[int, ...] = (1, 16)
+    overhead_requests: int = 200  # per scenario per repeat (with and without the middleware each)
+    overhead_repeats: int | None = None  # runs per scenario (None: `repeats`)
+    http_warmup: int = 16  # requests (4 at a time) before each target's measured runs
+    http_concurrency: tuple[int, ...] = (1, 8, 32, 128)
+    http_requests: dict[int, int] = field(default_factory=dict)  # concurrency -> requests per run
+    http_time_cap: float = 10.0  # seconds per run (no new request after it)
+    http_repeats: int | None = None  # runs per concurrency level (None: `repeats`)
+    ttft_requests: int = 30  # streams per target per repeat, unpaced
+    ttft_paced_requests: int = 10  # streams per target per repeat, paced like a model
+    block_items: int = 40  # blocked streams
+    block_event_sizes: tuple[int, ...] = (1, 4, 16, 64)
+    quality_rows: int | None = None  # None: the whole evaluation set
+    quality_latency_texts: int = 100  # single-text latency sample per system
+    budgets: dict[str, float] = field(default_factory=dict)  # section -> seconds; work past it is cut and reported
+
+    def budget(self, section: str) -> float:
+        return self.budgets.get(section, float("inf"))
+
+
+SIZES: dict[str, Sizes] = {
+    "full": Sizes(
+        name="full",
+        repeats=3,
+        latency_cell_seconds=1.5,
+        latency_cell_max=200,
+        overhead_requests=100,
+        http_requests={1: 150, 8: 400, 32: 640, 128: 1024},
+        http_time_cap=6.0,
+        ttft_requests=20,
+        ttft_paced_requests=10,
+        block_items=60,
+        block_event_sizes=(1, 4, 16, 64),
+        quality_rows=None,
+        quality_latency_texts=60,
+        budgets={"latency": 120.0, "overhead": 90.0, "streaming": 120.0},
+    ),
+    "quick": Sizes(
+        name="quick",
+        repeats=2,
+        latency_cell_seconds=0.12,
+        latency_cell_max=20,
+        overhead_requests=12,
+        http_requests={1: 20, 8: 32, 32: 64, 128: 128},
+        http_time_cap=1.0,
+        http_repeats=1,
+        ttft_requests=3,
+        ttft_paced_requests=3,
+        overhead_repeats=1,
+        http_warmup=4,
+        block_items=10,
+        block_event_sizes=(1, 64),
+        quality_rows=120,
+        quality_latency_texts=10,
+        budgets={"latency": 18.0, "overhead": 10.0, "streaming": 14.0},
+    ),
+    "tiny": Sizes(
+        name="tiny",
+        repeats=2,
+        latency_cell_seconds=0.01,
+        latency_cell_max=1,
+        latency_tokens=(32, 128),
+        latency_batches=(1, 4),
+        overhead_requests=2,
+        http_requests={1: 2, 8: 8, 32: 32, 128: 128},
+        http_time_cap=0.5,
+        http_repeats=1,
+        ttft_requests=2,
+        ttft_paced_requests=2,
+        overhead_repeats=1,
+        http_warmup=2,
+        block_items=2,
+        block_event_sizes=(4, 64),
+        quality_rows=30,
+        quality_latency_texts=2,
+        budgets={"latency": 8.0, "overhead": 4.0, "streaming": 6.0},
+    ),
+}
+
+
+# -- the machine ---------------------------------------------------------------------------
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def machine_info() -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "cpu_model": cpu_model(),
+        "cores": usable_cores(),
+        "logical_cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+    try:
+        pages = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        info["memory_gb"] = round(pages / 2**30, 1)
+    except (ValueError, OSError, AttributeError):  # pragma: no cover
+        pass
+    versions = {}
+    for name in ("onnxruntime", "numpy", "uvicorn", "starlette", "httpx", "tokenizers"):
+        try:
+            from importlib.metadata import version
+
+            versions[name] = version(name)
+        except Exception:
+            versions[name] = None
+    info["versions"] = versions
+    return info
+
+
+def machine_label(info: dict[str, Any]) -> str:
+    return f"{info['cores']} cores, {info['cpu_model']}"
+
+
+class LoadSampler:
+    """Samples `os.getloadavg()` every few seconds while the benchmark runs."""
+
+    def __init__(self, every: float = 5.0) -> None:
+        self.every = every
+        self.samples: list[tuple[float, tuple[float, float, float]]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bench-load", daemon=True)
+        self._t0 = time.monotonic()
+
+    def _sample(self) -> None:
+        try:
+            self.samples.append((round(time.monotonic() - self._t0, 1), os.getloadavg()))
+        except OSError:  # pragma: no cover
+            pass
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            self._sample()
+
+    def start(self) -> LoadSampler:
+        self._sample()
+        self._thread.start()
+        return self
+
+    def stop(self) -> dict[str, Any]:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        self._sample()
+        one = [s[1][0] for s in self.samples]
+        return {
+            "start": list(self.samples[0][1]) if self.samples else None,
+            "end": list(self.samples[-1][1]) if self.samples else None,
+            "loadavg_1min": {"min": min(one), "median": statistics.median(one), "max": max(one)} if one else None,
+            "samples": [{"t": t, "loadavg": list(v)} for t, v in self.samples],
+        }
+
+
+# -- statistics ----------------------------------------------------------------------------
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Linear-interpolated percentile (q in 0..100), like numpy's default."""
+    if not values:
+        return float("nan")
+    xs = sorted(values)
+    if len(xs) == 1:
+        return float(xs[0])
+    pos = (len(xs) - 1) * q / 100.0
+    lo = int(pos)
+    hi = min(lo + 1, len(xs) - 1)
+    return float(xs[lo] + (xs[hi] - xs[lo]) * (pos - lo))
+
+
+def summarize_ms(seconds: Sequence[float]) -> dict[str, Any]:
+    """p50/p95/p99/mean in milliseconds of one run's samples."""
+    ms = [s * 1000.0 for s in seconds]
+    return {
+        "n": len(ms),
+        "p50_ms": percentile(ms, 50),
+        "p95_ms": percentile(ms, 95),
+        "p99_ms": percentile(ms, 99),
+        "mean_ms": statistics.fmean(ms) if ms else float("nan"),
+    }
+
+
+def median_of_runs(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Combine repeated runs: every numeric figure becomes the median over runs ('runs' keeps them)."""
+    out: dict[str, Any] = {}
+    keys = [k for k in runs[0] if isinstance(runs[0][k], int | float) and not isinstance(runs[0][k], bool)]
+    for key in keys:
+        values = [r[key] for r in runs if isinstance(r.get(key), int | float)]
+        out[key] = statistics.median(values) if values else None
+    out["repeats"] = len(runs)
+    out["runs"] = [{k: r[k] for k in keys if k in r} for r in runs]
+    return out
+
+
+# -- benign texts --------------------------------------------------------------------------
+
+_WORDS = [
+    "the",
+    "model",
+    "answers",
+    "questions",
+    "about",
+    "travel",
+    "cooking",
+    "gardening",
+    "and",
+    "history",
+    "with",
+    "short",
+    "clear",
+    "sentences",
+    "please",
+    "summarise",
+    "this",
+    "report",
+    "for",
+    "the",
+    "weekly",
+    "meeting",
+    "our",
+    "team",
+    "reviewed",
+    "the",
+    "budget",
+    "and",
+    "the",
+    "schedule",
+    "for",
+    "the",
+    "next",
+    "quarter",
+    "the",
+    "weather",
+    "was",
+    "mild",
+    "and",
+    "the",
+    "train",
+    "arrived",
+    "on",
+    "time",
+    "we",
+    "compared",
+    "three",
+    "recipes",
+    "for",
+    "bread",
+    "and",
+    "chose",
+    "the",
+    "one",
+    "with",
+    "more",
+    "water",
+    "and",
+    "a",
+    "longer",
+    "rest",
+    "le",
+    "modèle",
+    "répond",
+    "aux",
+    "questions",
+    "sur",
+    "les",
+    "voyages",
+    "la",
+    "cuisine",
+    "le",
+    "jardinage",
+    "et",
+    "l'histoire",
+    "avec",
+    "des",
+    "phrases",
+    "courtes",
+    "et",
+    "claires",
+    "merci",
+    "de",
+    "résumer",
+    "ce",
+    "rapport",
+    "pour",
+    "la",
+    "réunion",
+    "de",
+    "la",
+    "semaine",
+    "notre",
+    "équipe",
+    "a",
+    "revu",
+    "le",
+    "budget",
+    "et",
+    "le",
+    "calendrier",
+    "du",
+    "prochain",
+    "trimestre",
+    "il",
+    "faisait",
+    "doux",
+    "et",
+    "le",
+    "train",
+    "est",
+    "arrivé",
+    "à",
+    "l'heure",
+    "nous",
+    "avons",
+    "comparé",
+    "trois",
+    "recettes",
+    "de",
+    "pain",
+]
+
+
+def benign_text(rng: random.Random, n_words: int, nonce: str = "") -> str:
+    words = [rng.choice(_WORDS) for _ in range(max(1, n_words))]
+    sentences: list[str] = []
+    i = 0
+    while i < len(words):
+        k = rng.randint(8, 16)
+        chunk = words[i : i + k]
+        sentences.append(chunk[0].capitalize() + " " + " ".join(chunk[1:]) + "." if len(chunk) > 1 else chunk[0] + ".")
+        i += k
+    text = " ".join(sentences)
+    return f"Ref {nonce}. {text}" if nonce else text
+
+
+def benign_chars(rng: random.Random, n_chars: int, nonce: str = "") -> str:
+    """Benign text of exactly `n_chars` characters."""
+    text = benign_text(rng, n_chars // 4 + 8, nonce)
+    while len(text) < n_chars:
+        text += " " + benign_text(rng, 32)
+    return text[:n_chars].rstrip() + "." * (n_chars - len(text[:n_chars].rstrip()))
+
+
+# -- engines that degrade gracefully -------------------------------------------------------
+
+
+@dataclass
+class DetectorStatus:
+    name: str
+    available: bool
+    load_seconds: float | None = None
+    error: str | None = None
+    detector: Detector | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"available": self.available, "load_seconds": self.load_seconds, "error": self.error}
+
+
+def bench_policy(
+    policy_path: str | Path | None, *, cache_size: int | None = None, only: Sequence[str] | None = None
+) -> Policy:
+    """The policy under test, never reloaded during a run; `only` keeps just these detectors on."""
+    policy = load_policy(policy_path)
+    detectors = policy.detectors
+    if only is not None:
+        detectors = detectors.model_copy(
+            update={
+                "rules": detectors.rules.model_copy(update={"enabled": detectors.rules.enabled and "rules" in only}),
+                "classifier": detectors.classifier.model_copy(
+                    update={"enabled": detectors.classifier.enabled and "classifier" in only}
+                ),
+                "ncii": detectors.ncii.model_copy(update={"enabled": detectors.ncii.enabled and "ncii" in only}),
+            }
+        )
+    if cache_size is not None:
+        detectors = detectors.model_copy(update={"cache_size": cache_size})
+    return policy.model_copy(update={"detectors": detectors, "reload_interval_seconds": 0.0})
+
+
+def load_detectors(policy: Policy) -> dict[str, DetectorStatus]:
+    """Build and load every detector the policy turns on; one that fails is 'not available'."""
+    status: dict[str, DetectorStatus] = {}
+    for name in ("rules", "classifier", "ncii"):
+        if not getattr(policy.detectors, name).enabled:
+            status[name] = DetectorStatus(name, False, error="disabled in the policy")
+    for detector in build_detectors(policy):
+        t0 = time.perf_counter()
+        try:
+            detector.load()
+        except Exception as exc:  # a detector that can't load is reported, not fatal
+            status[detector.name] = DetectorStatus(detector.name, False, error=f"{type(exc).__name__}: {exc}")
+            continue
+        status[detector.name] = DetectorStatus(detector.name, True, time.perf_counter() - t0, detector=detector)
+    return status
+
+
+def engine_for(policy: Policy, status: dict[str, DetectorStatus]) -> Engine:
+    """An engine running the detectors that loaded (the same objects, not reloaded per engine)."""
+    detectors = [s.detector for s in status.values() if s.available and s.detector is not None]
+    return Engine(policy, detectors=detectors)
+
+
+def engine_label(status: dict[str, DetectorStatus]) -> str:
+    on = [n for n, s in status.items() if s.available]
+    off = [n for n, s in status.items() if not s.available]
+    label = "+".join(on) or "no detector"
+    return label + (f" ({', '.join(off)} not available)" if off else "")
+
+
+# -- progress ------------------------------------------------------------------------------
+
+
+class Progress:
+    """One progress bar over the whole run (tqdm when installed, else a plain stderr bar)."""
+
+    def __init__(self, total: int, enabled: bool = True) -> None:
+        self.total = total
+        self.done = 0
+        self.enabled = enabled
+        self.stage = ""
+        self._bar: Any = None
+        self._last = 0.0
+        if enabled:
+            try:
+                from tqdm import tqdm
+
+                self._bar = tqdm(
+                    total=total, desc="bench", unit="step", file=sys.stderr, dynamic_ncols=True, leave=True
+                )
+            except ImportError:
+                self._bar = None
+
+    def set_stage(self, stage: str) -> None:
+        self.stage = stage
+        if self._bar is not None:
+            self._bar.set_description(f"bench: {stage}")
+        else:
+            self._draw(force=True)
+
+    def step(self, n: int = 1) -> None:
+        self.done += n
+        if self._bar is not None:
+            self._bar.update(n)
+        else:
+            self._draw()
+
+    def _draw(self, force: bool = False) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if not force and now - self._last < 0.2 and self.done < self.total:
+            return
+        self._last = now
+        width = 30
+        filled = int(width * min(self.done, self.total) / max(1, self.total))
+        sys.stderr.write(f"\rbench [{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} {self.stage:<40}")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+        elif self.enabled:
+            sys.stderr.write("\n")
+
+
+def timed(fn: Callable[[], Any]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0

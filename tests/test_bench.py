@@ -1,0 +1,139 @@
+"""`safety-filter bench` at a tiny size: the report's structure (files, JSON keys, PNGs), never its timings.
+
+Every section runs (real detectors, real uvicorn servers on 127.0.0.1); a detector that cannot
+load, or a peer that is not installed, must show up in the report as not available / skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+PNG = b"\x89PNG\r\n\x1a\n"
+PLOTS = ("latency.png", "overhead.png", "http.png", "streaming.png", "quality.png")
+LATENCY = ("per_text_p50_ms", "per_text_p95_ms", "per_text_p99_ms", "call_p50_ms", "tokens", "batch", "repeats")
+TURN = ("without_p50_ms", "with_p50_ms", "added_p50_ms", "added_p95_ms", "added_p99_ms")
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    from safety_filter.benchmarking import run_bench
+
+    out = tmp_path_factory.mktemp("bench")
+    run_bench(out, size="tiny", progress=False)
+    return out, json.loads((out / "results.json").read_text(encoding="utf-8"))
+
+
+@pytest.mark.slow
+def test_report_files_and_plots(report: tuple[Path, dict[str, Any]]) -> None:
+    out, data = report
+    assert (out / "summary.md").is_file() and (out / "results.json").is_file()
+    assert sorted(data["plots"]) == sorted(PLOTS)
+    for name in PLOTS:
+        assert (out / name).read_bytes()[:8] == PNG, name
+    summary = (out / "summary.md").read_text(encoding="utf-8")
+    assert data["machine"]["cpu_model"] in summary
+    for heading in ("## Headline", "## 1.", "## 2.", "## 3.", "## 4.", "## 5."):
+        assert heading in summary
+    for name in PLOTS:
+        assert f"({name})" in summary
+
+
+@pytest.mark.slow
+def test_report_json_structure(report: tuple[Path, dict[str, Any]]) -> None:
+    _, data = report
+    assert {
+        "meta",
+        "machine",
+        "detectors",
+        "engine",
+        "load",
+        "latency",
+        "overhead",
+        "http",
+        "streaming",
+        "quality",
+        "plots",
+    } <= set(data)
+    assert data["meta"]["size"] == "tiny" and data["meta"]["duration_seconds"] > 0
+    assert {"cores", "cpu_model"} <= set(data["machine"])
+    assert len(data["load"]["start"]) == 3 and data["load"]["loadavg_1min"]["median"] is not None
+    assert set(data["detectors"]) == {"rules", "classifier", "ncii"}
+    for d in data["detectors"].values():
+        assert d["available"] or d["error"]
+
+    subjects = data["latency"]["subjects"]
+    assert set(subjects) == {"rules", "classifier", "ncii", "engine"}
+    assert subjects["engine"]["available"]
+    for s in subjects.values():
+        if s["available"]:
+            assert set(LATENCY) <= set(s["cells"][0])  # the first cell always runs; later ones may be cut by the budget
+            assert all(set(LATENCY) <= set(c) or c["skipped"] for c in s["cells"])
+        else:
+            assert s["error"]
+
+    assert set(data["overhead"]["scenarios"]) == {"cold", "warm", "cached"}
+    for s in data["overhead"]["scenarios"].values():
+        assert set(TURN) <= set(s) and s["statuses"] == [200]
+
+    http = data["http"]
+    assert set(http["targets"]) == {"direct", "filter"}
+    for levels in http["targets"].values():
+        assert set(levels) == {"1", "8", "32", "128"}
+        for level in levels.values():
+            assert {"throughput_rps", "p50_ms", "p95_ms", "p99_ms", "completed"} <= set(level)
+            assert level["completed"] > 0
+    assert set(http["comparison"]) == {"1", "8", "32", "128"}
+
+    streaming = data["streaming"]
+    assert set(streaming["ttft"]) == {"unpaced", "paced"}
+    for t in streaming["ttft"].values():
+        assert {"without_p50_ms", "with_p50_ms", "added_p50_ms", "added_p99_ms"} <= set(t)
+    lag = streaming["block_lag"]
+    assert lag["items"] > 0 and lag["by_event_chars"]
+    for v in lag["by_event_chars"].values():
+        assert v["blocked"] + v["not_blocked"] == v["streams"]
+        assert {"lag_max", "lag_median", "lag_zero_share"} <= set(v)
+    assert {"blocked_streams", "lag_max"} <= set(lag["overall"])
+
+    quality = data["quality"]
+    assert quality["n"] > 0
+    names = {"safety-filter", "safety-filter rules only", "alt-profanity-check", "better-profanity", "llm-guard rules"}
+    assert set(quality["systems"]) == names
+    assert "skipped" not in quality["systems"]["safety-filter"]
+    for system in quality["systems"].values():
+        if system.get("skipped"):
+            continue
+        assert {"precision", "recall", "f1", "auprc"} <= set(system["any"])
+        assert {
+            "false_block_rate_benign",
+            "false_block_rate_hard_negatives",
+            "latency_per_text_ms",
+            "single_text",
+        } <= set(system)
+        if system["per_category"]:
+            assert set(system["categories"]) >= {"hate", "extremism", "non_consensual", "sexual"}
+
+
+def test_cli_options_and_missing_matplotlib(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from safety_filter.bench import add_bench_parser, run_command
+
+    parser = argparse.ArgumentParser()
+    add_bench_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["bench", "--quick", "--out", str(tmp_path), "--policy", "p.yaml"])
+    assert args.quick and args.out == str(tmp_path) and args.policy == "p.yaml" and args.run is run_command
+    with pytest.raises(SystemExit):
+        parser.parse_args(["bench", "--quick", "--tiny"])
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
+    assert run_command(parser.parse_args(["bench", "--tiny", "--out", str(tmp_path)])) == 2
+    err = capsys.readouterr().err
+    assert "matplotlib" in err and "pip install -e .[bench]" in err
+    assert not (tmp_path / "results.json").exists()
