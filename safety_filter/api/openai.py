@@ -121,19 +121,7 @@ def choice_texts(body: Any) -> list[ChoiceText]:
     """The generated text of each choice of a (non-streamed) chat or completion response."""
     if not isinstance(body, dict) or not isinstance(body.get("choices"), list):
         raise ShapeError("the response has no 'choices' list")
-    out = []
-    for position, choice in enumerate(body["choices"]):
-        if not isinstance(choice, dict):
-            raise ShapeError(f"choices[{position}] must be an object")
-        index = choice.get("index", position)
-        parts: list[str] = []
-        if isinstance(choice.get("text"), str):
-            parts.append(choice["text"])
-        message = choice.get("message")
-        if isinstance(message, dict):
-            parts.extend(_message_texts(message, f"choices[{position}].message"))
-        out.append(ChoiceText(index=index if isinstance(index, int) else position, text="\n".join(parts)))
-    return out
+    return _choice_texts(body["choices"], "message", separator="\n", keep_empty=True)
 
 
 def delta_texts(chunk: Any) -> list[ChoiceText]:
@@ -143,20 +131,24 @@ def delta_texts(chunk: Any) -> list[ChoiceText]:
     choices = chunk.get("choices") or []
     if not isinstance(choices, list):
         raise ShapeError("'choices' must be a list")
+    return _choice_texts(choices, "delta", separator="", keep_empty=False)
+
+
+def _choice_texts(choices: list[Any], field: str, *, separator: str, keep_empty: bool) -> list[ChoiceText]:
+    """Each choice's `text` plus the texts of its `message` or `delta` object."""
     out = []
     for position, choice in enumerate(choices):
         if not isinstance(choice, dict):
             raise ShapeError(f"choices[{position}] must be an object")
         index = choice.get("index", position)
-        index = index if isinstance(index, int) else position
         parts: list[str] = []
         if isinstance(choice.get("text"), str):
             parts.append(choice["text"])
-        delta = choice.get("delta")
-        if isinstance(delta, dict):
-            parts.extend(_message_texts(delta, f"choices[{position}].delta"))
-        if parts:
-            out.append(ChoiceText(index=index, text="".join(parts)))
+        inner = choice.get(field)
+        if isinstance(inner, dict):
+            parts.extend(_message_texts(inner, f"choices[{position}].{field}"))
+        if parts or keep_empty:
+            out.append(ChoiceText(index=index if isinstance(index, int) else position, text=separator.join(parts)))
     return out
 
 
