@@ -287,8 +287,10 @@ class _Responder:
             self._on_start(message)
         elif message["type"] == "http.response.body":
             await self._on_body(message.get("body", b""), message.get("more_body", False))
-        else:  # trailers, pathsend... are not inspected: only after the body is settled
+        elif message["type"] == "http.response.trailers":
             await self.exchange.send(message)
+        else:  # http.response.pathsend, zerocopysend...: a body we never see cannot pass unseen
+            await self._fail(f"a {message['type']} response cannot be inspected")
 
     def _on_start(self, message: Message) -> None:
         self.start = message
