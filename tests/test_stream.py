@@ -123,3 +123,21 @@ async def test_an_uninspectable_event_ends_the_stream_when_fail_closed() -> None
             assert response.content.endswith(b"data: [DONE]\n\n")
         else:
             assert response.content.startswith(chunk("hello")) and len(response.content) > (2 << 20)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.text(alphabet=st.characters(codec="utf-8", exclude_characters="z"), max_size=300),
+    st.integers(min_value=1, max_value=40),
+    st.integers(min_value=1, max_value=200),
+)
+async def test_allowed_streams_stay_byte_identical(reply: str, piece: int, check_every: int) -> None:
+    """Whatever the text and however it is cut into events, an allowed stream is unchanged."""
+    g = guard(check_every_chars=check_every, holdback_chars=piece)
+    events = [chunk(reply[i : i + piece]) for i in range(0, len(reply), piece)] + [b"data: [DONE]\n\n"]
+    wire = b"".join(events)
+    out = b""
+    for start in range(0, len(wire), 13):  # network chunks cut across event boundaries
+        out += await g.feed(wire[start : start + 13])
+    out += await g.finish()
+    assert out == wire

@@ -38,6 +38,7 @@ class Upstream:
 
     def __init__(self) -> None:
         self.cancelled = threading.Event()
+        self.produced = 0
         self.app = Starlette(routes=[Route("/{kind}/v1/chat/completions", self.handle, methods=["POST"])])
 
     async def handle(self, request: Request) -> Response:
@@ -56,6 +57,13 @@ class Upstream:
                 yield b"data: {broken json zzhate\n\n"
                 yield b"data: [DONE]\n\n"
             return StreamingResponse(garbage(), media_type="text/event-stream")
+        if kind == "flood":
+            async def flood():  # type: ignore[no-untyped-def]
+                event = delta("words and more words, " * 2000)  # ~45 KB per event
+                for _ in range(4000):  # ~180 MB if nobody pushed back
+                    self.produced += len(event)
+                    yield event
+            return StreamingResponse(flood(), media_type="text/event-stream")
         if kind == "forever":
             async def forever():  # type: ignore[no-untyped-def]
                 try:
@@ -151,3 +159,24 @@ def test_client_disconnect_mid_stream_cancels_the_upstream(upstream) -> None:  #
                 if received > 2000:
                     break
         assert fake.cancelled.wait(timeout=15), "the upstream kept streaming after the client left"
+
+
+def test_a_slow_client_does_not_make_the_proxy_buffer_unboundedly(upstream) -> None:  # type: ignore[no-untyped-def]
+    """A client that stops reading: backpressure must reach the upstream instead of memory."""
+    fake, url = upstream
+    fake.produced = 0
+    with RunningServer(proxy_to(f"{url}/flood", timeout=30)) as proxy:
+        client = socket.create_connection(("127.0.0.1", proxy.port))
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        body = json.dumps(chat_request("hi", stream=True)).encode()
+        client.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+            + f"content-length: {len(body)}\r\n\r\n".encode() + body
+        )
+        client.recv(1024)  # the stream has started...
+        time.sleep(3)  # ...and then the client stops reading
+        stalled_at = fake.produced
+        time.sleep(1)
+        assert fake.produced - stalled_at < 1_000_000, "the upstream kept producing for a client that was not reading"
+        assert stalled_at < 40_000_000, f"{stalled_at} bytes were produced for a client that read 1 KB"
+        client.close()
