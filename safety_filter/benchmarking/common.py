@@ -230,6 +230,18 @@ def summarize_ms(seconds: Sequence[float]) -> dict[str, Any]:
     }
 
 
+def added_ms(without: Sequence[float], with_filter: Sequence[float]) -> dict[str, Any]:
+    """p50/p95/p99 without and with the filter, and what the filter adds, in milliseconds."""
+    b, m = summarize_ms(without), summarize_ms(with_filter)
+    out: dict[str, Any] = {}
+    for q in ("p50", "p95", "p99"):
+        out[f"without_{q}_ms"] = b[f"{q}_ms"]
+        out[f"with_{q}_ms"] = m[f"{q}_ms"]
+        out[f"added_{q}_ms"] = m[f"{q}_ms"] - b[f"{q}_ms"]
+    out["ratio_p50"] = m["p50_ms"] / b["p50_ms"] if b["p50_ms"] else None
+    return out
+
+
 def median_of_runs(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Combine repeated runs: every numeric figure becomes the median over runs ('runs' keeps them)."""
     out: dict[str, Any] = {}

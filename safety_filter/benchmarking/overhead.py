@@ -20,7 +20,7 @@ from typing import Any
 
 from safety_filter.asgi.middleware import SafetyFilterMiddleware
 from safety_filter.audit import AuditLog
-from safety_filter.benchmarking.common import Progress, Sizes, benign_chars, summarize_ms
+from safety_filter.benchmarking.common import Progress, Sizes, added_ms, benign_chars
 from safety_filter.benchmarking.fake_app import EchoModel, asgi_call, chat_body
 from safety_filter.engine import Engine
 
@@ -80,13 +80,7 @@ async def _run(make_engine, sizes: Sizes, progress: Progress, seed: int) -> dict
                 statuses.add(r1.status)
                 actions = r1.headers.get(b"x-safety-filter-action", b"").decode()
             engine.close()
-            b, m = summarize_ms(base), summarize_ms(with_mw)
-            figures = {}
-            for q in ("p50", "p95", "p99"):
-                figures[f"without_{q}_ms"] = b[f"{q}_ms"]
-                figures[f"with_{q}_ms"] = m[f"{q}_ms"]
-                figures[f"added_{q}_ms"] = m[f"{q}_ms"] - b[f"{q}_ms"]
-            figures["ratio_p50"] = m["p50_ms"] / b["p50_ms"] if b["p50_ms"] else None
+            figures = added_ms(base, with_mw)
             figures["requests"] = len(base)
             runs.append((figures, statuses, actions))
             progress.step()

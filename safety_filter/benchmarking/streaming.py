@@ -27,7 +27,7 @@ from typing import Any
 
 from safety_filter.asgi.middleware import SafetyFilterMiddleware
 from safety_filter.audit import AuditLog
-from safety_filter.benchmarking.common import Progress, Sizes, benign_chars, median_of_runs, summarize_ms
+from safety_filter.benchmarking.common import Progress, Sizes, added_ms, benign_chars, median_of_runs
 from safety_filter.benchmarking.fake_app import EchoModel, asgi_call, chat_body
 
 AZURE_ASYNC_LAG_CHARS = 1000  # Azure OpenAI "asynchronous filter" streaming mode, as documented
@@ -70,12 +70,7 @@ async def _ttft(
         r1 = await asyncio.gather(*(asgi_call(filtered, b, stream=True) for b in bodies1))
         base.extend(r.first_content for r in r0 if r.first_content is not None)
         with_mw.extend(r.first_content for r in r1 if r.first_content is not None)
-    b, m = summarize_ms(base), summarize_ms(with_mw)
-    out = {}
-    for q in ("p50", "p95", "p99"):
-        out[f"without_{q}_ms"] = b[f"{q}_ms"]
-        out[f"with_{q}_ms"] = m[f"{q}_ms"]
-        out[f"added_{q}_ms"] = m[f"{q}_ms"] - b[f"{q}_ms"]
+    out = added_ms(base, with_mw)
     out["streams"] = len(with_mw)
     return out
 
