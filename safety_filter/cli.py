@@ -76,15 +76,25 @@ def _policy_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--blocklist", metavar="FILE", action="append", default=[], help="an extra rule list to load (repeatable)")
 
 
-def engine_from_args(args: argparse.Namespace) -> Engine:
-    """The engine for `--policy` plus any `--blocklist` files."""
+def policy_from_args(args: argparse.Namespace) -> tuple[Policy, str | None]:
+    """The policy for `--policy` plus any `--blocklist` files, and the file to watch for reloads.
+
+    Extra lists are not part of the policy file, so a policy that carries them is not reloaded
+    from that file.
+    """
     policy = load_policy(args.policy)
-    if args.blocklist:
-        missing = [path for path in args.blocklist if not Path(path).exists()]
-        if missing:
-            raise ValueError(f"blocklist file not found: {missing[0]}")
-        policy = _with_extra_lists(policy, args.blocklist)
-    engine = Engine(policy, policy_path=args.policy) if not args.blocklist else Engine(policy)
+    if not args.blocklist:
+        return policy, args.policy
+    missing = [path for path in args.blocklist if not Path(path).exists()]
+    if missing:
+        raise ValueError(f"blocklist file not found: {missing[0]}")
+    return _with_extra_lists(policy, args.blocklist), None
+
+
+def engine_from_args(args: argparse.Namespace) -> Engine:
+    """The loaded engine for `--policy` plus any `--blocklist` files."""
+    policy, watched = policy_from_args(args)
+    engine = Engine(policy, policy_path=watched)
     engine.load()
     return engine
 
@@ -198,10 +208,8 @@ def _serve(args: argparse.Namespace) -> int:
 
     from safety_filter.serve.app import build_server_app
 
-    policy = load_policy(args.policy)
-    if args.blocklist:
-        policy = _with_extra_lists(policy, args.blocklist)
-    app = build_server_app(policy, args.upstream, timeout=args.timeout, policy_path=None if args.blocklist else args.policy)
+    policy, watched = policy_from_args(args)
+    app = build_server_app(policy, args.upstream, timeout=args.timeout, policy_path=watched)
     base = f"http://{args.host}:{args.port}"
     target = args.upstream or "the built-in demo model"
     print(f"safety-filter: filtering {target} on {base} (loading detectors...)", file=sys.stderr)
