@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from safety_filter.errors import ConfigurationError
 from safety_filter.findings import CATEGORIES, Action, CategoryResult, Finding, Severity, Verdict
 from safety_filter.resources import default_policy_path
 
@@ -25,7 +26,7 @@ ROLES: tuple[Role, ...] = ("prompt", "completion")
 Score = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
-class PolicyError(ValueError):
+class PolicyError(ConfigurationError):
     """A policy file that cannot be used; the message names the file, key and problem."""
 
 

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from safety_filter.errors import ShapeError
 from safety_filter.findings import CATEGORIES, Verdict
 
 Kind = Literal["chat", "completion"]
@@ -22,10 +23,6 @@ _ROUTES: tuple[tuple[re.Pattern[str], Kind], ...] = (
     (re.compile(r"^/openai/deployments/[^/]+/chat/completions/?$"), "chat"),
     (re.compile(r"^/openai/deployments/[^/]+/completions/?$"), "completion"),
 )
-
-
-class ShapeError(ValueError):
-    """A request body that is JSON but not a chat/completions request we can inspect."""
 
 
 def route_kind(path: str, extra_routes: Iterable[str] = ()) -> Kind | None:

@@ -28,6 +28,7 @@ import ahocorasick_rs
 import regex
 import yaml
 
+from safety_filter.errors import ConfigurationError
 from safety_filter.findings import CATEGORIES, Action, Finding
 from safety_filter.normalize import Normalized, fold_char, normalize, normalize_term_runs, runs_compatible
 
@@ -69,7 +70,7 @@ NORMALIZER_VERSION = "1"
 DFA_MAX_PATTERNS = 20_000
 
 
-class BlocklistError(ValueError):
+class BlocklistError(ConfigurationError):
     """A list that cannot be loaded; the message names the file, the entry and the problem."""
 
 
