@@ -20,26 +20,29 @@ import json
 import logging
 import uuid
 import zlib
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from safety_filter import metrics
 from safety_filter.api.openai import (
     Kind,
-    ShapeError,
     apply_verdicts,
     choice_texts,
+    joined,
     error_body,
     filter_error_body,
     prompt_blocked_body,
     prompt_filter_results,
     prompt_texts,
     route_kind,
+    unsupported_route,
 )
+from safety_filter.asgi.canonical import AmbiguousRequest, apply, canonical_target
 from safety_filter.asgi.stream import StreamGuard, sse_event
 from safety_filter.audit import AuditLog
 from safety_filter.engine import Engine
+from safety_filter.errors import Overloaded, ShapeError
 from safety_filter.findings import Action, Verdict
 from safety_filter.policy import Policy, Role, decide, failed_verdict, merge, strongest
 
@@ -47,6 +50,7 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
+Header = tuple[bytes, bytes]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 ACTION_HEADER = b"x-safety-filter-action"
@@ -59,7 +63,9 @@ class SafetyFilterMiddleware:
 
     `policy` is a path, a `Policy`, or None for the shipped default; `engine` shares one engine
     between several apps (or injects fake detectors in tests); `audit` overrides the policy's
-    audit sink.
+    audit sink. With `inspected_routes_only` (what `serve` uses in front of a model server),
+    anything that is neither an inspected route nor in the policy's `passthrough_routes` gets a
+    JSON 404: the proxy forwards nothing it was not told about.
     """
 
     def __init__(
@@ -69,8 +75,10 @@ class SafetyFilterMiddleware:
         *,
         engine: Engine | None = None,
         audit: AuditLog | None = None,
+        inspected_routes_only: bool = False,
     ) -> None:
         self.app = app
+        self.inspected_routes_only = inspected_routes_only
         if engine is None:
             engine = Engine(policy) if isinstance(policy, Policy) else Engine.from_policy_file(policy)
         self.engine = engine
@@ -83,15 +91,30 @@ class SafetyFilterMiddleware:
         if scope["type"] == "lifespan":
             await self.app(scope, self._loading_on_startup(receive), send)
             return
-        if scope["type"] != "http" or scope.get("method") != "POST":
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        try:
+            target = canonical_target(scope)
+        except AmbiguousRequest as exc:
+            await _answer(send, 400, error_body(400, f"safety-filter: {exc}", "ambiguous_request"), Action.BLOCK)
+            return
+        apply(scope, target)
         policy = self.engine.policy
-        kind = route_kind(scope.get("path", ""), policy.routes)
-        if kind is None:
+        kind = route_kind(target.path, policy.routes)
+        if kind is not None and target.method == "POST":
+            await _Exchange(self, policy, kind, scope, receive, send).run()
+        elif kind is not None and not (target.method in ("OPTIONS", "HEAD") and not _has_body(scope)):
+            body = error_body(405, f"safety-filter: {target.method} is not allowed on {target.path}: only POST is inspected", "method_not_allowed")
+            await _answer(send, 405, body, Action.BLOCK, [(b"allow", b"POST, OPTIONS")])
+        elif unsupported_route(target.path) and target.method not in ("GET", "OPTIONS", "HEAD", "DELETE"):
+            message = f"safety-filter cannot inspect {target.path} yet, so it is refused rather than passed unread"
+            await _answer(send, 501, error_body(501, message, "route_not_inspected"), Action.BLOCK)
+        elif self.inspected_routes_only and not policy.passes_through(target.method, target.path):
+            message = f"{target.method} {target.path} is neither inspected nor in the policy's passthrough_routes"
+            await _answer(send, 404, error_body(404, message, "route_not_forwarded"), Action.BLOCK)
+        else:
             await self.app(scope, receive, send)
-            return
-        await _Exchange(self, policy, kind, scope, receive, send).run()
 
     def _loading_on_startup(self, receive: Receive) -> Receive:
         """Load the detectors while the server starts, so the first request doesn't wait."""
@@ -136,6 +159,7 @@ class _Exchange:
         self.headers = {k.lower(): v for k, v in scope.get("headers", [])}
         self.request_id = self.headers.get(b"x-request-id", b"").decode("latin-1")[:128] or uuid.uuid4().hex
         self.prompt: Verdict | None = None
+        self.wants_stream = False  # the request asked for a stream: its response is read as SSE
 
     # -- request ---------------------------------------------------------------------------
 
@@ -146,7 +170,13 @@ class _Exchange:
         except _Reject as reject:
             await self._respond(reject.status, reject.body, Action.BLOCK)
             return
-        self.prompt = merge(await self.engine.check(texts, "prompt"), self.policy)
+        try:
+            verdicts = await self.engine.check(texts, "prompt")
+        except Overloaded as exc:
+            body = error_body(503, f"safety-filter is overloaded: {exc}; retry later", "content_filter_overloaded", error_type="server_error")
+            await self._respond(503, body, Action.BLOCK, [(b"retry-after", str(max(1, round(exc.retry_after))).encode())])
+            return
+        self.prompt = merge(verdicts, self.policy)
         await self._record("prompt", self.prompt, texts)
         if self.prompt.blocked:
             if self.prompt.error is not None:
@@ -202,6 +232,9 @@ class _Exchange:
     def _parse_request(self, raw: bytes) -> list[str]:
         encoding = self.headers.get(b"content-encoding", b"identity").decode("latin-1").strip().lower()
         body = _decompress(raw, encoding, self.policy.limits.max_request_bytes)
+        if body.startswith(b"\xef\xbb\xbf") or body[:2] in (b"\xff\xfe", b"\xfe\xff") or (len(body) > 1 and 0 in body[:4]):
+            message = "the request body must be UTF-8 JSON with no byte order mark (UTF-16/32 and BOMs are refused)"
+            raise _Reject(400, error_body(400, message, "invalid_encoding"))
         try:
             data = json.loads(body.decode("utf-8"), object_pairs_hook=_no_duplicate_keys)
         except UnicodeDecodeError:
@@ -211,23 +244,21 @@ class _Exchange:
         except ValueError as exc:
             raise _Reject(400, error_body(400, f"the request body is not valid JSON: {exc}", "invalid_json")) from None
         try:
-            texts = prompt_texts(data, self.kind)
+            texts = prompt_texts(data, self.kind, self.policy.passthrough_fields)
         except ShapeError as exc:
             raise _Reject(400, error_body(400, f"cannot inspect this request: {exc}", "invalid_request")) from None
-        if len(texts) > self.policy.limits.max_texts_per_request:
-            limit = self.policy.limits.max_texts_per_request
-            raise _Reject(413, error_body(413, f"the request carries more than {limit} texts", "too_many_texts"))
+        limits = self.policy.limits
+        if len(texts) > limits.max_texts_per_request:
+            raise _Reject(413, error_body(413, f"the request carries more than {limits.max_texts_per_request} texts", "too_many_texts"))
+        if sum(map(len, texts)) > limits.max_text_chars:
+            raise _Reject(413, error_body(413, f"the request carries more than {limits.max_text_chars} characters of text to inspect", "too_much_text"))
+        self.wants_stream = data.get("stream") not in (None, False, 0, "")
         return texts
 
     # -- helpers shared with the responder --------------------------------------------------
 
-    async def _respond(self, status: int, body: dict[str, Any], action: Action | None) -> None:
-        payload = json.dumps(body, ensure_ascii=False).encode()
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
-        if action is not None:
-            headers.append((ACTION_HEADER, action.value.encode()))
-        await self.send({"type": "http.response.start", "status": status, "headers": headers})
-        await self.send({"type": "http.response.body", "body": payload, "more_body": False})
+    async def _respond(self, status: int, body: dict[str, Any], action: Action, headers: Sequence[Header] = ()) -> None:
+        await _answer(self.send, status, body, action, headers)
 
     async def _record(self, role: Role, verdict: Verdict, texts: list[str] | None) -> None:
         """Count every verdict; write an audit line for every one that was not a plain allow.
@@ -253,7 +284,11 @@ class _Exchange:
             write()
 
     async def check_completions(self, texts: list[str]) -> list[Verdict]:
-        return await self.engine.check(texts, "completion")
+        """Completion verdicts; an overloaded engine means uninspected: the fail mode decides."""
+        try:
+            return await self.engine.check(texts, "completion")
+        except Overloaded as exc:
+            return [failed_verdict(self.policy, f"safety-filter is overloaded: {exc}") for _ in texts]
 
 
 class _Responder:
@@ -267,6 +302,9 @@ class _Responder:
         self.chunks: list[bytes] = []
         self.size = 0
         self.guard: StreamGuard | None = None
+        self.decoder: Any = None  # zlib decompressor for a compressed stream
+        self.undecodable = ""  # why a compressed stream cannot be decoded (the fail mode decides)
+        self.error_status = False
         self.started = False
         self.finished = False
 
@@ -293,43 +331,55 @@ class _Responder:
             await self._fail(f"a {message['type']} response cannot be inspected")
 
     def _on_start(self, message: Message) -> None:
+        """Choose how to read the response: as a stream when the request asked for one or the app
+        labels it so (clients parse SSE whatever the label), else as one JSON body."""
         self.start = message
         headers = {k.lower(): v for k, v in message.get("headers", [])}
         content_type = headers.get(b"content-type", b"").decode("latin-1").lower()
         encoding = headers.get(b"content-encoding", b"identity").decode("latin-1").strip().lower()
-        if message.get("status", 200) >= 400:
-            self.mode = "pass"  # an error from the app carries no generated content
-        elif content_type.startswith("text/event-stream"):
-            self.mode = "stream" if encoding in ("", "identity") else "json"
-            if self.mode == "stream":
-                annotate = self.annotations_on
-                self.guard = StreamGuard(self.exchange.check_completions, self.policy.streaming, self.exchange.kind, annotate)
-        else:
-            self.mode = "json"
+        status = message.get("status", 200)
+        self.error_status = status >= 400
+        if self.error_status or not (self.exchange.wants_stream or content_type.startswith("text/event-stream")):
+            self.mode = "json"  # error bodies too: inspected as text, they rarely carry any
+            return
+        self.mode = "stream"
+        self.guard = StreamGuard(self.exchange.check_completions, self.policy.streaming, self.exchange.kind, self.annotations_on)
+        if encoding not in ("", "identity"):
+            try:
+                self.decoder = _stream_decoder(encoding)
+            except ValueError as exc:
+                self.undecodable = str(exc)
 
     async def _on_body(self, body: bytes, more_body: bool) -> None:
         if self.start is None:
             raise RuntimeError("the app sent a response body before http.response.start")
-        if self.mode == "pass":
-            await self._send_start(Action.ALLOW)
-            await self._send_body(body, more_body)
-        elif self.mode == "stream":
+        if self.mode == "stream":
             await self._on_stream(body, more_body)
-        else:
-            self.size += len(body)
-            if self.size > self.policy.limits.max_response_bytes:
-                await self._fail("the response is larger than limits.max_response_bytes")
-                return
-            self.chunks.append(body)
-            if not more_body:
-                await self._on_json(b"".join(self.chunks))
+            return
+        self.size += len(body)
+        if self.size > self.policy.limits.max_response_bytes:
+            await self._fail("the response is larger than limits.max_response_bytes")
+            return
+        self.chunks.append(body)
+        if not more_body:
+            await self._on_json(b"".join(self.chunks))
 
     async def _on_stream(self, body: bytes, more_body: bool) -> None:
+        """Feed the guard (decoded text when the stream is compressed: what it releases is then
+        sent decoded, without `content-encoding`)."""
         assert self.guard is not None
         try:
+            if self.undecodable:
+                raise ValueError(self.undecodable)
+            if self.decoder is not None and body:
+                body = self.decoder.decompress(body, self.policy.limits.max_response_bytes)
+                if self.decoder.unconsumed_tail:
+                    raise ValueError("the stream decompresses past limits.max_response_bytes")
             out = await self.guard.feed(body) if body else b""
-        except ValueError as exc:  # an event too large or malformed to inspect
+        except (ValueError, zlib.error) as exc:  # an event too large, or a body not decodable
             out = self.guard.fail(failed_verdict(self.policy, f"the stream cannot be inspected: {exc}"))
+            if self.decoder is not None or self.undecodable:
+                out = b"" if not self.guard.blocked else out  # never relay bytes nobody could read
         if more_body and self.guard.blocked is None:
             if out:
                 await self._send_stream_start()
@@ -351,7 +401,9 @@ class _Responder:
         annotate_prompt = self.annotations_on and (prompt.action is Action.ANNOTATE or self.annotate_always)
         if annotate_prompt and action is Action.ALLOW:
             action = Action.ANNOTATE
-        await self._send_start(action)
+        # The guard may end the stream with bytes of its own, so no length is promised; a
+        # compressed stream is relayed decoded.
+        await self._send_start(action, content_length=-1, drop_encoding=self.decoder is not None)
         if annotate_prompt:
             first = {"id": "", "object": "", "created": 0, "model": "", "choices": []}
             first["prompt_filter_results"] = prompt_filter_results(prompt)
@@ -369,29 +421,35 @@ class _Responder:
         text = decoded.decode("utf-8", errors="replace")
         try:
             body = json.loads(text)
-            choices = choice_texts(body)
+            choices = None if self.error_status else choice_texts(body)
         except ValueError:  # ShapeError included
             body, choices = None, None
-        if choices is None:  # not a completion we understand: inspect the whole body as text
+        if choices is None:  # an error, or not a completion we understand: the whole body is text
             texts = [text]
             verdict = merge(await self.exchange.check_completions(texts), self.policy)
             await self.exchange._record("completion", verdict, texts)
             if verdict.blocked:
                 await self._replace(502 if verdict.error else 400, _completion_blocked(verdict), Action.BLOCK)
             else:
-                await self._send_original(raw, verdict.action)
+                await self._send_original(raw, "error" if self.error_status else verdict.action)
             return
-        verdicts = await self.exchange.check_completions([c.text for c in choices])
-        by_index = {c.index: v for c, v in zip(choices, verdicts, strict=True)}
+        rest = joined({key: value for key, value in body.items() if key != "choices"})
+        texts = [c.text for c in choices] + ([rest] if rest else [])
+        verdicts = await self.exchange.check_completions(texts)
+        for text, verdict in zip(texts, verdicts, strict=True):
+            await self.exchange._record("completion", verdict, [text])
+        if rest and verdicts[-1].blocked:  # text outside the choices: nothing of it can be kept
+            await self._replace(502 if verdicts[-1].error else 400, _completion_blocked(verdicts[-1]), Action.BLOCK)
+            return
+        verdicts = verdicts[: len(choices)]
+        by_position = {c.position: v for c, v in zip(choices, verdicts, strict=True)}
         assert self.exchange.prompt is not None
         action = strongest([self.exchange.prompt.action, *(v.action for v in verdicts)])
-        for choice, verdict in zip(choices, verdicts, strict=True):
-            await self.exchange._record("completion", verdict, [choice.text])
         annotate = self.annotations_on and (action is not Action.ALLOW or self.annotate_always)
         if not annotate and not any(v.blocked for v in verdicts):
             await self._send_original(raw, action)
             return
-        apply_verdicts(body, by_index, self.exchange.prompt, annotate=annotate)
+        apply_verdicts(body, by_position, self.exchange.prompt, annotate=annotate)
         if annotate and action is Action.ALLOW:
             action = Action.ANNOTATE
         await self._send_rewritten(json.dumps(body, ensure_ascii=False).encode(), action)
@@ -407,7 +465,7 @@ class _Responder:
 
     # -- sending ---------------------------------------------------------------------------
 
-    async def _send_start(self, action: Action, *, content_length: int | None = None, drop_encoding: bool = False) -> None:
+    async def _send_start(self, action: Action | str, *, content_length: int | None = None, drop_encoding: bool = False) -> None:
         if self.started:
             return
         assert self.start is not None
@@ -415,10 +473,12 @@ class _Responder:
         headers = [(k, v) for k, v in self.start.get("headers", []) if k.lower() != ACTION_HEADER]
         if content_length is not None:
             headers = [(k, v) for k, v in headers if k.lower() != b"content-length"]
-            headers.append((b"content-length", str(content_length).encode()))
+            if content_length >= 0:
+                headers.append((b"content-length", str(content_length).encode()))
         if drop_encoding:
             headers = [(k, v) for k, v in headers if k.lower() != b"content-encoding"]
-        headers.append((ACTION_HEADER, action.value.encode()))
+        value = action.value if isinstance(action, Action) else action
+        headers.append((ACTION_HEADER, value.encode()))
         await self.exchange.send({**self.start, "headers": headers})
 
     async def _send_body(self, body: bytes, more_body: bool) -> None:
@@ -426,7 +486,7 @@ class _Responder:
             self.finished = True
         await self.exchange.send({"type": "http.response.body", "body": body, "more_body": more_body})
 
-    async def _send_original(self, raw: bytes, action: Action) -> None:
+    async def _send_original(self, raw: bytes, action: Action | str) -> None:
         await self._send_start(action)
         await self._send_body(raw, False)
 
@@ -439,6 +499,20 @@ class _Responder:
         await self.exchange._respond(status, body, action)
 
 
+async def _answer(send: Send, status: int, body: dict[str, Any], action: Action | str, headers: Sequence[Header] = ()) -> None:
+    """Answer with a JSON body of the filter's own (errors and blocks)."""
+    payload = json.dumps(body, ensure_ascii=False).encode()
+    value = action.value if isinstance(action, Action) else action
+    start = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()), (ACTION_HEADER, value.encode())]
+    await send({"type": "http.response.start", "status": status, "headers": [*start, *headers]})
+    await send({"type": "http.response.body", "body": payload, "more_body": False})
+
+
+def _has_body(scope: Scope) -> bool:
+    headers = {k.lower(): v for k, v in scope.get("headers", [])}
+    return b"transfer-encoding" in headers or headers.get(b"content-length", b"0").strip() not in (b"", b"0")
+
+
 def _completion_blocked(verdict: Verdict) -> dict[str, Any]:
     body = prompt_blocked_body(verdict)
     body["error"]["param"] = "completion"
@@ -448,6 +522,15 @@ def _completion_blocked(verdict: Verdict) -> dict[str, Any]:
 
 def _too_large(limit: int) -> dict[str, Any]:
     return error_body(413, f"the request body is larger than {limit} bytes", "request_too_large")
+
+
+def _stream_decoder(encoding: str) -> Any:
+    """An incremental decompressor for a compressed stream, or ValueError for an unknown coding."""
+    if encoding in ("gzip", "x-gzip"):
+        return zlib.decompressobj(16 + zlib.MAX_WBITS)
+    if encoding == "deflate":
+        return zlib.decompressobj(zlib.MAX_WBITS)
+    raise ValueError(f"content encoding {encoding!r} cannot be decoded for inspection")
 
 
 def _decompress(raw: bytes, encoding: str, limit: int) -> bytes:
