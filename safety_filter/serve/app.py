@@ -45,4 +45,5 @@ def build_server_app(
 
         inner = demo_app()
     engine = Engine(policy, policy_path=policy_path)
-    return ServerApp(SafetyFilterMiddleware(inner, policy, engine=engine))
+    # In front of a model server, only inspected routes and the policy's passthrough_routes are forwarded.
+    return ServerApp(SafetyFilterMiddleware(inner, policy, engine=engine, inspected_routes_only=bool(upstream)))
