@@ -1,162 +1,154 @@
-"""The OpenAI / Azure OpenAI wire formats: texts out of requests and responses, verdicts back in.
+"""The OpenAI wire formats (chat completions and legacy completions, also as Azure OpenAI and
+vLLM / llama.cpp / Ollama serve them under `/v1`): two adapters.
 
-Everything here is pure (dicts in, dicts out) so the middleware, the proxy and the tests share it.
-Verdicts are written the way Azure OpenAI writes its content-filter results, so existing clients
-read them unchanged.
-
-Texts are found by one rule, not by a list of known fields: **every string a model could read, or
-a client could show, is text**, except the values of a short list of control keys (`role`,
-`model`, ids, media payloads). A field added to the API tomorrow is therefore inspected, not
-passed. Fields the filter cannot read as text (a request-supplied `chat_template`) are refused.
+Blocks are answered as Azure OpenAI answers them (a 400 `content_filter` error for a prompt, a
+`content_filter` finish reason for an output), so the official clients raise or read them
+unchanged.
 """
 
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
-from typing import Any, Literal
+from collections.abc import Iterable, Mapping
+from typing import Any
 
+from safety_filter.api.azure import content_filter_results, filter_error_body, prompt_blocked_body, prompt_filter_results
+from safety_filter.api.base import Adapter, Channel, OutputText
+from safety_filter.api.fields import CONTROL_KEYS, check_strings, consecutive, joined, leaves, refuse_unreadable
 from safety_filter.errors import ShapeError
-from safety_filter.findings import CATEGORIES, Verdict
+from safety_filter.findings import Verdict
 
-Kind = Literal["chat", "completion"]
 
-# Values of these keys are identifiers, enumerations or media payloads, never text a model reads
-# as language or a client shows as the model's words.
-CONTROL_KEYS = frozenset(
-    {
-        "role", "type", "id", "model", "object", "index", "tool_call_id", "call_id", "finish_reason",
-        "stop_reason", "image_url", "input_audio", "file_id", "file_data", "detail", "format", "voice",
-        "encoding_format", "service_tier", "reasoning_effort", "modalities", "logit_bias", "tool_choice",
-        "system_fingerprint", "created", "expires_at", "prompt_cache_key", "safety_identifier", "user",
-        "parallel_tool_calls", "signature", "logprobs", "top_logprobs", "usage", "metadata", "store",
-        "stream", "stream_options",
-    }
-)
-# Request fields that are model input the filter cannot read as text: refused unless the policy
-# lists them in `passthrough_fields`.
-UNREADABLE_FIELDS = ("chat_template", "chat_template_kwargs", "prompt_token_ids", "prompt_embeds", "grammar")
+def error_body(status: int, message: str, code: str, *, error_type: str = "invalid_request_error") -> dict[str, Any]:
+    """An OpenAI-style error body for malformed input and upstream failures."""
+    return {"error": {"message": message, "type": error_type, "param": None, "code": code, "status": status}}
 
-# Media payloads (images, audio) are not text: long base64 runs with a digit in them are skipped.
-_BASE64 = re.compile(r"(?:data:[\w/+.-]+;base64,)?(?=[^0-9]*[0-9])[A-Za-z0-9+/]{512,}={0,2}")
-# Subtrees that carry no text of their own: media, token statistics, filter results.
-SKIPPED_SUBTREES = frozenset(
-    {"image_url", "input_audio", "logprobs", "usage", "content_filter_results", "prompt_filter_results"}
-)
 
-_ROUTES: tuple[tuple[re.Pattern[str], Kind], ...] = tuple(
-    (re.compile(pattern, re.IGNORECASE), kind)
-    for pattern, kind in (
-        (r"^(?:/v1)?/chat/completions/?$", "chat"),
-        (r"^(?:/v1)?/completions/?$", "completion"),
-        (r"^/openai/deployments/[^/]+/(?:extensions/)?chat/completions/?$", "chat"),
-        (r"^/openai/deployments/[^/]+/completions/?$", "completion"),
-        (r"^/openai(?:/v1)?/chat/completions/?$", "chat"),
-        (r"^/openai(?:/v1)?/completions/?$", "completion"),
-        (r"^(?:/v1)?/engines/[^/]+/completions/?$", "completion"),
+def sse_event(payload: dict[str, Any] | str) -> bytes:
+    data = payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+    return f"data: {data}\n\n".encode()
+
+
+class _OpenAI(Adapter):
+    """What chat and legacy completions share: choices, Azure annotations, `[DONE]`."""
+
+    delta_field = "delta"
+    chunk_object = "chat.completion.chunk"
+
+    def response_texts(self, body: Any) -> tuple[list[OutputText], str]:
+        """Everything a client could show of each choice: content, refusal, reasoning
+        (`reasoning_content`, `reasoning`), audio transcripts, tool-call names and arguments;
+        plus every text outside the choices."""
+        if not isinstance(body, dict) or not isinstance(body.get("choices"), list):
+            raise ShapeError("the response has no 'choices' list")
+        outputs = []
+        for position, choice in enumerate(body["choices"]):
+            if not isinstance(choice, dict):
+                raise ShapeError(f"choices[{position}] must be an object")
+            index = choice.get("index", position)
+            outputs.append(OutputText(position, index if isinstance(index, int) else position, joined(choice)))
+        return outputs, joined({key: value for key, value in body.items() if key != "choices"})
+
+    def withhold(self, body: dict[str, Any], verdicts: Mapping[int, Verdict], prompt: Verdict | None, *, annotate: bool) -> dict[str, Any]:
+        for position, choice in enumerate(body.get("choices", [])):
+            verdict = verdicts.get(position)
+            if verdict is None or not isinstance(choice, dict):
+                continue
+            if verdict.blocked:
+                withhold(choice)
+            if verdict.blocked or annotate:
+                choice["content_filter_results"] = content_filter_results(verdict)
+        if prompt is not None and annotate:
+            body["prompt_filter_results"] = prompt_filter_results(prompt)
+        return body
+
+    def event_texts(self, event: Any) -> list[tuple[Channel, str]]:
+        if not isinstance(event, dict):
+            raise ShapeError("a stream event must carry a JSON object")
+        choices = event.get("choices") or []
+        if not isinstance(choices, list):
+            raise ShapeError("'choices' must be a list")
+        out: list[tuple[Channel, str]] = []
+        for position, choice in enumerate(choices):
+            if not isinstance(choice, dict):
+                raise ShapeError(f"choices[{position}] must be an object")
+            index = choice.get("index", position)
+            index = index if isinstance(index, int) else position
+            out.extend(((index, path), text) for path, text in leaves(choice, ""))
+        rest = {key: value for key, value in event.items() if key != "choices"}
+        out.extend(((0, path), text) for path, text in leaves(rest, "chunk"))
+        return out
+
+    def error(self, status: int, message: str, code: str, *, error_type: str = "invalid_request_error") -> dict[str, Any]:
+        return error_body(status, message, code, error_type=error_type)
+
+    def prompt_blocked(self, verdict: Verdict) -> tuple[int, dict[str, Any]]:
+        return 400, prompt_blocked_body(verdict)
+
+    def prompt_unchecked(self, verdict: Verdict) -> tuple[int, dict[str, Any]]:
+        return 503, filter_error_body(verdict)
+
+    def completion_blocked(self, verdict: Verdict) -> tuple[int, dict[str, Any]]:
+        body = prompt_blocked_body(verdict)
+        body["error"]["param"] = "completion"
+        body["error"]["message"] = "The response was filtered by safety-filter's content management policy."
+        return (502 if verdict.error else 400), body
+
+    def stream_blocked(self, verdict: Verdict, index: int, last_event: Mapping[str, Any]) -> bytes:
+        choice: dict[str, Any] = {"index": index, **self._empty_delta(), "finish_reason": "content_filter"}
+        choice["content_filter_results"] = content_filter_results(verdict)
+        return sse_event(self._chunk([choice], last_event)) + sse_event("[DONE]")
+
+    def stream_annotation(self, index: int, verdict: Verdict, last_event: Mapping[str, Any]) -> bytes:
+        choice: dict[str, Any] = {"index": index, **self._empty_delta(), "finish_reason": None}
+        choice["content_filter_results"] = content_filter_results(verdict)
+        return sse_event(self._chunk([choice], last_event))
+
+    def stream_prompt_annotation(self, verdict: Verdict) -> bytes:
+        first = {"id": "", "object": "", "created": 0, "model": "", "choices": [], "prompt_filter_results": prompt_filter_results(verdict)}
+        return sse_event(first)
+
+    def is_end_event(self, data: str) -> bool:
+        return data.strip() == "[DONE]"
+
+    def _empty_delta(self) -> dict[str, Any]:
+        return {"delta": {}}
+
+    def _chunk(self, choices: list[dict[str, Any]], last: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            "id": last.get("id", ""),
+            "object": last.get("object", self.chunk_object),
+            "created": last.get("created", 0),
+            "model": last.get("model", ""),
+            "choices": choices,
+        }
+
+
+class OpenAIChat(_OpenAI):
+    """`POST /v1/chat/completions` and its Azure spellings."""
+
+    name = "openai-chat"
+    routes = (
+        r"(?:/v1)?/chat/completions/?",
+        r"/openai/deployments/[^/]+/(?:extensions/)?chat/completions/?",
+        r"/openai(?:/v1)?/chat/completions/?",
     )
-)
 
-# APIs that carry prompts and completions but have no adapter yet: refused, never passed unread.
-UNSUPPORTED_ROUTES = tuple(
-    re.compile(pattern, re.IGNORECASE)
-    for pattern in (
-        r"^(?:/openai)?(?:/v1)?/responses(?:/.*)?$",
-        r"^/openai/deployments/[^/]+/responses(?:/.*)?$",
-        r"^(?:/v1)?/messages(?:/.*)?$",
-        r"^/api/(?:chat|generate)/?$",
-        r"^/(?:completion|infill)/?$",
-        r"^(?:/v1)?/(?:threads|assistants|realtime|batches|fine_tuning)(?:/.*)?$",
-    )
-)
+    def request_texts(self, body: Any, passthrough_fields: Iterable[str] = ()) -> list[str]:
+        """Every text in a request that a model would read, one text per message field.
 
-
-def route_kind(path: str, extra_routes: Iterable[str] = ()) -> Kind | None:
-    """Which API a POST to `path` speaks, or None when the route is not an inspected one."""
-    for pattern, kind in _ROUTES:
-        if pattern.match(path):
-            return kind
-    for extra in extra_routes:
-        if re.fullmatch(extra, path, re.IGNORECASE):
-            return "completion" if path.rstrip("/").lower().endswith("/completions") and "chat" not in path.lower() else "chat"
-    return None
-
-
-def unsupported_route(path: str) -> bool:
-    """A route of an LLM API this version cannot inspect (refused rather than passed)."""
-    return any(pattern.match(path) for pattern in UNSUPPORTED_ROUTES)
-
-
-# -- the one rule for finding text ---------------------------------------------------------
-
-
-def strings(value: Any, *, keys: bool = False) -> Iterator[str]:
-    """Every string under `value` that is text, depth first, in document order.
-
-    Values of `CONTROL_KEYS` are skipped, and so are long base64 payloads (images, audio): those
-    are not text and cannot be read as such. With `keys`, object keys count too (JSON-schema
-    property names are rendered into the prompt).
-    """
-    stack: list[Any] = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            if item and not _BASE64.fullmatch(item):
-                yield item
-        elif isinstance(item, dict):
-            pending = []
-            for key, inner in item.items():
-                if key in CONTROL_KEYS and not isinstance(inner, dict | list):
-                    continue
-                if key in SKIPPED_SUBTREES:
-                    continue
-                if keys:
-                    pending.append(key)
-                pending.append(inner)
-            stack.extend(reversed(pending))
-        elif isinstance(item, list):
-            stack.extend(reversed(item))
-
-
-def joined(value: Any, *, keys: bool = False) -> str:
-    return "\n".join(strings(value, keys=keys))
-
-
-def check_strings(value: Any, where: str = "body") -> None:
-    """Refuse lone surrogates: they cannot be encoded, so no detector could read the text."""
-    for text in strings(value, keys=True):
-        if any("\ud800" <= ch <= "\udfff" for ch in text):
-            raise ShapeError(f"{where} holds a lone UTF-16 surrogate (\\ud800-\\udfff): send valid Unicode")
-
-
-# -- requests ------------------------------------------------------------------------------
-
-
-def prompt_texts(body: Any, kind: Kind, passthrough_fields: Iterable[str] = ()) -> list[str]:
-    """Every text in a request that a model would read, one text per message field.
-
-    History (earlier user and assistant turns), system and tool messages are all inspected: an
-    attacker controls every one of them. Each message's content parts are joined as the upstream
-    joins them (one text), and so are runs of consecutive messages, so a sentence split across
-    parts or messages is read whole. Everything outside `messages`/`prompt` (tool
-    definitions, schemas, documents, `suffix`...) is read as one text per field.
-    """
-    if not isinstance(body, dict):
-        raise ShapeError("the request body must be a JSON object")
-    allowed = set(passthrough_fields)
-    for name in UNREADABLE_FIELDS:
-        if body.get(name) not in (None, "", [], {}) and name not in allowed:
-            raise ShapeError(f"'{name}' is model input that cannot be inspected as text; it is refused by policy")
-    check_strings(body)
-    texts: list[str] = []
-    if kind == "completion" or "prompt" in body:
-        texts.extend(_prompt_field(body.get("prompt"), required=kind == "completion"))
-    if kind == "chat":
+        History (earlier user and assistant turns), system and tool messages are all inspected:
+        an attacker controls every one of them. Each message's content parts are joined as the
+        upstream joins them (one text), and so are runs of consecutive messages, so a sentence
+        split across parts or messages is read whole. Everything outside `messages` (tool
+        definitions and their schemas, `response_format`, documents...) is read as one text per
+        field.
+        """
+        body = _request_object(body, passthrough_fields)
         messages = body.get("messages")
         if not isinstance(messages, list):
             raise ShapeError("'messages' must be a list of message objects")
+        texts: list[str] = []
         contents = []
         for position, message in enumerate(messages):
             if not isinstance(message, dict):
@@ -164,22 +156,44 @@ def prompt_texts(body: Any, kind: Kind, passthrough_fields: Iterable[str] = ()) 
             message_texts = _message_texts(message, f"messages[{position}]")
             texts.extend(message_texts)
             contents.append("\n".join(message_texts))
-        texts.extend(_consecutive(contents))
-    for key, value in body.items():
-        if key in ("messages", "prompt") or key in CONTROL_KEYS:
-            continue
-        texts.append(joined(value, keys=isinstance(value, dict | list)))
-    return [t for t in texts if t]
+        texts.extend(consecutive(contents))
+        if "prompt" in body:
+            texts.extend(_prompt_field(body.get("prompt"), required=False))
+        return [t for t in texts + _other_fields(body, ("messages", "prompt")) if t]
 
 
-def _consecutive(contents: list[str], widths: tuple[int, ...] = (2, 3)) -> list[str]:
-    """Runs of consecutive messages joined, so a sentence split across messages is read whole.
+class OpenAICompletions(_OpenAI):
+    """`POST /v1/completions` (legacy text completions; `prompt`, `suffix`)."""
 
-    Runs (not the whole history) keep the cost per turn flat: only runs that end at a new
-    message are new, the rest come from the findings cache.
-    """
-    present = [c for c in contents if c]
-    return ["\n".join(present[i : i + width]) for width in widths for i in range(len(present) - width + 1)]
+    name = "openai-completions"
+    routes = (
+        r"(?:/v1)?/completions/?",
+        r"/openai/deployments/[^/]+/completions/?",
+        r"/openai(?:/v1)?/completions/?",
+        r"(?:/v1)?/engines/[^/]+/completions/?",
+    )
+    chunk_object = "text_completion"
+
+    def request_texts(self, body: Any, passthrough_fields: Iterable[str] = ()) -> list[str]:
+        body = _request_object(body, passthrough_fields)
+        texts = _prompt_field(body.get("prompt"), required=True)
+        return [t for t in texts + _other_fields(body, ("prompt",)) if t]
+
+    def _empty_delta(self) -> dict[str, Any]:
+        return {"text": ""}
+
+
+def _request_object(body: Any, passthrough_fields: Iterable[str]) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise ShapeError("the request body must be a JSON object")
+    refuse_unreadable(body, tuple(passthrough_fields))
+    check_strings(body)
+    return body
+
+
+def _other_fields(body: dict[str, Any], done: tuple[str, ...]) -> list[str]:
+    """Every other field, one text each (schemas with their property names)."""
+    return [joined(value, keys=isinstance(value, dict | list)) for key, value in body.items() if key not in done and key not in CONTROL_KEYS]
 
 
 def _prompt_field(prompt: Any, *, required: bool) -> list[str]:
@@ -229,158 +243,6 @@ def _arguments_text(value: Any) -> str:
             out.append(joined(inner))
     return "\n".join(t for t in out if t)
 
-
-# -- responses -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ChoiceText:
-    """The text of one choice. `position` is its place in the `choices` list (unique even when
-    an upstream repeats an `index`); `index` is what the choice calls itself."""
-
-    position: int
-    index: int
-    text: str
-
-
-def choice_texts(body: Any) -> list[ChoiceText]:
-    """Everything a client could show of each choice of a (non-streamed) response.
-
-    Content, refusal, reasoning (`reasoning_content`, `reasoning`), audio transcripts, tool-call
-    names and arguments: every string of the choice outside control keys.
-    """
-    if not isinstance(body, dict) or not isinstance(body.get("choices"), list):
-        raise ShapeError("the response has no 'choices' list")
-    out = []
-    for position, choice in enumerate(body["choices"]):
-        if not isinstance(choice, dict):
-            raise ShapeError(f"choices[{position}] must be an object")
-        index = choice.get("index", position)
-        out.append(ChoiceText(position, index if isinstance(index, int) else position, joined(choice)))
-    return out
-
-
-# A stream channel: one choice, one field of it. Text of different channels is never concatenated
-# (parallel tool calls interleave their argument deltas; reasoning and content are separate).
-Channel = tuple[int, str]
-
-
-def delta_texts(chunk: Any) -> list[tuple[Channel, str]]:
-    """The text each channel adds in one streamed chunk (chat `delta`, completion `text`)."""
-    if not isinstance(chunk, dict):
-        raise ShapeError("a stream event must carry a JSON object")
-    choices = chunk.get("choices") or []
-    if not isinstance(choices, list):
-        raise ShapeError("'choices' must be a list")
-    out: list[tuple[Channel, str]] = []
-    for position, choice in enumerate(choices):
-        if not isinstance(choice, dict):
-            raise ShapeError(f"choices[{position}] must be an object")
-        index = choice.get("index", position)
-        index = index if isinstance(index, int) else position
-        for path, text in _leaves(choice, ""):
-            out.append(((index, path), text))
-    rest = {k: v for k, v in chunk.items() if k != "choices"}
-    for path, text in _leaves(rest, "chunk"):
-        out.append(((0, path), text))
-    return out
-
-
-def _leaves(value: Any, path: str) -> Iterator[tuple[str, str]]:
-    """(field path, string) for every text string; list items are keyed by their own `index`."""
-    if isinstance(value, str):
-        if value and not _BASE64.fullmatch(value):
-            yield path, value
-    elif isinstance(value, dict):
-        for key, inner in value.items():
-            if key in SKIPPED_SUBTREES or (key in CONTROL_KEYS and not isinstance(inner, dict | list)):
-                continue
-            yield from _leaves(inner, f"{path}.{key}" if path else key)
-    elif isinstance(value, list):
-        for position, inner in enumerate(value):
-            own = inner.get("index") if isinstance(inner, dict) else None
-            yield from _leaves(inner, f"{path}[{own if isinstance(own, int) else position}]")
-
-
-# -- Azure content-filter annotations ------------------------------------------------------
-
-
-def content_filter_results(verdict: Verdict) -> dict[str, Any]:
-    """Azure's `content_filter_results` object for one verdict (all categories present)."""
-    results: dict[str, Any] = {}
-    for name in (*CATEGORIES, *(c for c in verdict.categories if c not in CATEGORIES)):
-        result = verdict.categories.get(name)
-        if result is not None:
-            results[name] = {"filtered": result.filtered, "severity": result.severity.value}
-    if verdict.error is not None:
-        results["error"] = {"code": "content_filter_error", "message": verdict.error}
-    return results
-
-
-def prompt_filter_results(verdict: Verdict) -> list[dict[str, Any]]:
-    return [{"prompt_index": 0, "content_filter_results": content_filter_results(verdict)}]
-
-
-def prompt_blocked_body(verdict: Verdict) -> dict[str, Any]:
-    """The HTTP 400 body Azure OpenAI sends when a prompt is filtered."""
-    return {
-        "error": {
-            "message": (
-                "The response was filtered due to the prompt triggering safety-filter's content "
-                f"management policy ({', '.join(verdict.filtered_categories()) or 'policy'}). "
-                "Please modify your prompt and retry."
-            ),
-            "type": None,
-            "param": "prompt",
-            "code": "content_filter",
-            "status": 400,
-            "innererror": {
-                "code": "ResponsibleAIPolicyViolation",
-                "content_filter_result": content_filter_results(verdict),
-            },
-        }
-    }
-
-
-def filter_error_body(verdict: Verdict) -> dict[str, Any]:
-    """HTTP 503 body for a prompt that could not be inspected under the `closed` fail mode."""
-    return {
-        "error": {
-            "message": f"The request was refused because it could not be inspected: {verdict.error}",
-            "type": None,
-            "param": "prompt",
-            "code": "content_filter_error",
-            "status": 503,
-            "innererror": {"code": "ContentFilterError", "content_filter_result": content_filter_results(verdict)},
-        }
-    }
-
-
-def error_body(status: int, message: str, code: str, *, error_type: str = "invalid_request_error") -> dict[str, Any]:
-    """An OpenAI-style error body for malformed input and upstream failures."""
-    return {"error": {"message": message, "type": error_type, "param": None, "code": code, "status": status}}
-
-
-def apply_verdicts(
-    body: dict[str, Any],
-    choices: Mapping[int, Verdict],
-    prompt: Verdict | None,
-    *,
-    annotate: bool,
-) -> dict[str, Any]:
-    """Write verdicts (keyed by position in `choices`) into a response: blocked choices are
-    withheld, others optionally annotated."""
-    for position, choice in enumerate(body.get("choices", [])):
-        verdict = choices.get(position)
-        if verdict is None or not isinstance(choice, dict):
-            continue
-        if verdict.blocked:
-            withhold(choice)
-        if verdict.blocked or annotate:
-            choice["content_filter_results"] = content_filter_results(verdict)
-    if prompt is not None and annotate:
-        body["prompt_filter_results"] = prompt_filter_results(prompt)
-    return body
 
 
 def withhold(choice: dict[str, Any]) -> None:

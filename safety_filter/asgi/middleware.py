@@ -25,21 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from safety_filter import metrics
-from safety_filter.api.openai import (
-    Kind,
-    apply_verdicts,
-    choice_texts,
-    joined,
-    error_body,
-    filter_error_body,
-    prompt_blocked_body,
-    prompt_filter_results,
-    prompt_texts,
-    route_kind,
-    unsupported_route,
-)
+from safety_filter.api import Adapter, adapter_for, unsupported_route
+from safety_filter.api.openai import error_body
 from safety_filter.asgi.canonical import AmbiguousRequest, apply, canonical_target
-from safety_filter.asgi.stream import StreamGuard, sse_event
+from safety_filter.asgi.stream import StreamGuard
 from safety_filter.audit import AuditLog
 from safety_filter.engine import Engine
 from safety_filter.errors import Overloaded, ShapeError
@@ -101,10 +90,10 @@ class SafetyFilterMiddleware:
             return
         apply(scope, target)
         policy = self.engine.policy
-        kind = route_kind(target.path, policy.routes)
-        if kind is not None and target.method == "POST":
-            await _Exchange(self, policy, kind, scope, receive, send).run()
-        elif kind is not None and not (target.method in ("OPTIONS", "HEAD") and not _has_body(scope)):
+        adapter = adapter_for(target.path, policy.routes)
+        if adapter is not None and target.method == "POST":
+            await _Exchange(self, policy, adapter, scope, receive, send).run()
+        elif adapter is not None and not (target.method in ("OPTIONS", "HEAD") and not _has_body(scope)):
             body = error_body(405, f"safety-filter: {target.method} is not allowed on {target.path}: only POST is inspected", "method_not_allowed")
             await _answer(send, 405, body, Action.BLOCK, [(b"allow", b"POST, OPTIONS")])
         elif unsupported_route(target.path) and target.method not in ("GET", "OPTIONS", "HEAD", "DELETE"):
@@ -133,11 +122,13 @@ class SafetyFilterMiddleware:
 
 
 class _Reject(Exception):
-    """Answer the client with this error instead of calling the app."""
+    """Answer the client with this error (in the API's own error format) instead of calling the app."""
 
-    def __init__(self, status: int, body: dict[str, Any]) -> None:
+    def __init__(self, status: int, message: str, code: str) -> None:
+        super().__init__(message)
         self.status = status
-        self.body = body
+        self.message = message
+        self.code = code
 
 
 class _Stop(Exception):
@@ -147,12 +138,12 @@ class _Stop(Exception):
 class _Exchange:
     """One request and its response: all per-request state lives here."""
 
-    def __init__(self, owner: SafetyFilterMiddleware, policy: Policy, kind: Kind, scope: Scope, receive: Receive, send: Send) -> None:
+    def __init__(self, owner: SafetyFilterMiddleware, policy: Policy, adapter: Adapter, scope: Scope, receive: Receive, send: Send) -> None:
         self.app = owner.app
         self.engine = owner.engine
         self.audit = owner.audit
         self.policy = policy
-        self.kind = kind
+        self.adapter = adapter
         self.scope = scope
         self.receive = receive
         self.send = send
@@ -168,21 +159,19 @@ class _Exchange:
             raw = await self._read_body()
             texts = self._parse_request(raw)
         except _Reject as reject:
-            await self._respond(reject.status, reject.body, Action.BLOCK)
+            await self._respond(reject.status, self.adapter.error(reject.status, reject.message, reject.code), Action.BLOCK)
             return
         try:
             verdicts = await self.engine.check(texts, "prompt")
         except Overloaded as exc:
-            body = error_body(503, f"safety-filter is overloaded: {exc}; retry later", "content_filter_overloaded", error_type="server_error")
+            body = self.adapter.error(503, f"safety-filter is overloaded: {exc}; retry later", "content_filter_overloaded", error_type="server_error")
             await self._respond(503, body, Action.BLOCK, [(b"retry-after", str(max(1, round(exc.retry_after))).encode())])
             return
         self.prompt = merge(verdicts, self.policy)
         await self._record("prompt", self.prompt, texts)
         if self.prompt.blocked:
-            if self.prompt.error is not None:
-                await self._respond(503, filter_error_body(self.prompt), Action.BLOCK)
-            else:
-                await self._respond(400, prompt_blocked_body(self.prompt), Action.BLOCK)
+            answer = self.adapter.prompt_unchecked if self.prompt.error is not None else self.adapter.prompt_blocked
+            await self._respond(*answer(self.prompt), Action.BLOCK)
             return
         responder = _Responder(self)
         try:
@@ -212,19 +201,19 @@ class _Exchange:
         if declared is not None:
             try:
                 if int(declared) > limit:
-                    raise _Reject(413, _too_large(limit))
+                    raise _Reject(413, f"the request body is larger than {limit} bytes", "request_too_large")
             except ValueError:
-                raise _Reject(400, error_body(400, "Content-Length is not a number", "invalid_request")) from None
+                raise _Reject(400, "Content-Length is not a number", "invalid_request") from None
         chunks: list[bytes] = []
         size = 0
         while True:
             message = await self.receive()
             if message["type"] == "http.disconnect":
-                raise _Reject(499, error_body(499, "client disconnected", "client_closed_request"))
+                raise _Reject(499, "client disconnected", "client_closed_request")
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
-                raise _Reject(413, _too_large(limit))
+                raise _Reject(413, f"the request body is larger than {limit} bytes", "request_too_large")
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return b"".join(chunks)
@@ -234,25 +223,25 @@ class _Exchange:
         body = _decompress(raw, encoding, self.policy.limits.max_request_bytes)
         if body.startswith(b"\xef\xbb\xbf") or body[:2] in (b"\xff\xfe", b"\xfe\xff") or (len(body) > 1 and 0 in body[:4]):
             message = "the request body must be UTF-8 JSON with no byte order mark (UTF-16/32 and BOMs are refused)"
-            raise _Reject(400, error_body(400, message, "invalid_encoding"))
+            raise _Reject(400, message, "invalid_encoding")
         try:
             data = json.loads(body.decode("utf-8"), object_pairs_hook=_no_duplicate_keys)
         except UnicodeDecodeError:
-            raise _Reject(400, error_body(400, "the request body is not valid UTF-8", "invalid_encoding")) from None
+            raise _Reject(400, "the request body is not valid UTF-8", "invalid_encoding") from None
         except RecursionError:
-            raise _Reject(400, error_body(400, "the request JSON is nested too deeply", "invalid_json")) from None
+            raise _Reject(400, "the request JSON is nested too deeply", "invalid_json") from None
         except ValueError as exc:
-            raise _Reject(400, error_body(400, f"the request body is not valid JSON: {exc}", "invalid_json")) from None
+            raise _Reject(400, f"the request body is not valid JSON: {exc}", "invalid_json") from None
         try:
-            texts = prompt_texts(data, self.kind, self.policy.passthrough_fields)
+            texts = self.adapter.request_texts(data, self.policy.passthrough_fields)
         except ShapeError as exc:
-            raise _Reject(400, error_body(400, f"cannot inspect this request: {exc}", "invalid_request")) from None
+            raise _Reject(400, f"cannot inspect this request: {exc}", "invalid_request") from None
         limits = self.policy.limits
         if len(texts) > limits.max_texts_per_request:
-            raise _Reject(413, error_body(413, f"the request carries more than {limits.max_texts_per_request} texts", "too_many_texts"))
+            raise _Reject(413, f"the request carries more than {limits.max_texts_per_request} texts", "too_many_texts")
         if sum(map(len, texts)) > limits.max_text_chars:
-            raise _Reject(413, error_body(413, f"the request carries more than {limits.max_text_chars} characters of text to inspect", "too_much_text"))
-        self.wants_stream = data.get("stream") not in (None, False, 0, "")
+            raise _Reject(413, f"the request carries more than {limits.max_text_chars} characters of text to inspect", "too_much_text")
+        self.wants_stream = self.adapter.wants_stream(data)
         return texts
 
     # -- helpers shared with the responder --------------------------------------------------
@@ -343,7 +332,7 @@ class _Responder:
             self.mode = "json"  # error bodies too: inspected as text, they rarely carry any
             return
         self.mode = "stream"
-        self.guard = StreamGuard(self.exchange.check_completions, self.policy.streaming, self.exchange.kind, self.annotations_on)
+        self.guard = StreamGuard(self.exchange.check_completions, self.policy.streaming, self.exchange.adapter, self.annotations_on)
         if encoding not in ("", "identity"):
             try:
                 self.decoder = _stream_decoder(encoding)
@@ -404,10 +393,8 @@ class _Responder:
         # The guard may end the stream with bytes of its own, so no length is promised; a
         # compressed stream is relayed decoded.
         await self._send_start(action, content_length=-1, drop_encoding=self.decoder is not None)
-        if annotate_prompt:
-            first = {"id": "", "object": "", "created": 0, "model": "", "choices": []}
-            first["prompt_filter_results"] = prompt_filter_results(prompt)
-            await self._send_body(sse_event(first), True)
+        if annotate_prompt and (first := self.exchange.adapter.stream_prompt_annotation(prompt)):
+            await self._send_body(first, True)
 
     async def _on_json(self, raw: bytes) -> None:
         assert self.start is not None
@@ -419,27 +406,27 @@ class _Responder:
             await self._fail(f"the response body is not valid {encoding} data or decompresses past the size limit")
             return
         text = decoded.decode("utf-8", errors="replace")
+        adapter = self.exchange.adapter
         try:
             body = json.loads(text)
-            choices = None if self.error_status else choice_texts(body)
+            choices, rest = (None, "") if self.error_status else adapter.response_texts(body)
         except ValueError:  # ShapeError included
-            body, choices = None, None
+            body, choices, rest = None, None, ""
         if choices is None:  # an error, or not a completion we understand: the whole body is text
             texts = [text]
             verdict = merge(await self.exchange.check_completions(texts), self.policy)
             await self.exchange._record("completion", verdict, texts)
             if verdict.blocked:
-                await self._replace(502 if verdict.error else 400, _completion_blocked(verdict), Action.BLOCK)
+                await self._replace(*adapter.completion_blocked(verdict), Action.BLOCK)
             else:
                 await self._send_original(raw, "error" if self.error_status else verdict.action)
             return
-        rest = joined({key: value for key, value in body.items() if key != "choices"})
         texts = [c.text for c in choices] + ([rest] if rest else [])
         verdicts = await self.exchange.check_completions(texts)
         for text, verdict in zip(texts, verdicts, strict=True):
             await self.exchange._record("completion", verdict, [text])
         if rest and verdicts[-1].blocked:  # text outside the choices: nothing of it can be kept
-            await self._replace(502 if verdicts[-1].error else 400, _completion_blocked(verdicts[-1]), Action.BLOCK)
+            await self._replace(*adapter.completion_blocked(verdicts[-1]), Action.BLOCK)
             return
         verdicts = verdicts[: len(choices)]
         by_position = {c.position: v for c, v in zip(choices, verdicts, strict=True)}
@@ -449,7 +436,7 @@ class _Responder:
         if not annotate and not any(v.blocked for v in verdicts):
             await self._send_original(raw, action)
             return
-        apply_verdicts(body, by_position, self.exchange.prompt, annotate=annotate)
+        adapter.withhold(body, by_position, self.exchange.prompt, annotate=annotate)
         if annotate and action is Action.ALLOW:
             action = Action.ANNOTATE
         await self._send_rewritten(json.dumps(body, ensure_ascii=False).encode(), action)
@@ -459,7 +446,7 @@ class _Responder:
         verdict = failed_verdict(self.policy, reason)
         await self.exchange._record("completion", verdict, None)
         if verdict.blocked:
-            await self._replace(502, error_body(502, f"safety-filter: {reason}", "content_filter_error", error_type="server_error"), Action.BLOCK)
+            await self._replace(502, self.exchange.adapter.error(502, f"safety-filter: {reason}", "content_filter_error", error_type="server_error"), Action.BLOCK)
         else:
             await self._send_original(b"".join(self.chunks), Action.ANNOTATE)
 
@@ -513,17 +500,6 @@ def _has_body(scope: Scope) -> bool:
     return b"transfer-encoding" in headers or headers.get(b"content-length", b"0").strip() not in (b"", b"0")
 
 
-def _completion_blocked(verdict: Verdict) -> dict[str, Any]:
-    body = prompt_blocked_body(verdict)
-    body["error"]["param"] = "completion"
-    body["error"]["message"] = "The response was filtered by safety-filter's content management policy."
-    return body
-
-
-def _too_large(limit: int) -> dict[str, Any]:
-    return error_body(413, f"the request body is larger than {limit} bytes", "request_too_large")
-
-
 def _stream_decoder(encoding: str) -> Any:
     """An incremental decompressor for a compressed stream, or ValueError for an unknown coding."""
     if encoding in ("gzip", "x-gzip"):
@@ -537,15 +513,15 @@ def _decompress(raw: bytes, encoding: str, limit: int) -> bytes:
     if encoding in ("", "identity"):
         return raw
     if encoding not in ("gzip", "deflate", "x-gzip"):
-        raise _Reject(415, error_body(415, f"content encoding {encoding!r} is not supported", "unsupported_encoding"))
+        raise _Reject(415, f"content encoding {encoding!r} is not supported", "unsupported_encoding")
     wbits = 16 + zlib.MAX_WBITS if encoding != "deflate" else zlib.MAX_WBITS
     decompressor = zlib.decompressobj(wbits)
     try:
         out = decompressor.decompress(raw, limit + 1)
     except zlib.error:
-        raise _Reject(400, error_body(400, f"the body is not valid {encoding} data", "invalid_encoding")) from None
+        raise _Reject(400, f"the body is not valid {encoding} data", "invalid_encoding") from None
     if len(out) > limit or decompressor.unconsumed_tail:
-        raise _Reject(413, _too_large(limit))
+        raise _Reject(413, f"the request body is larger than {limit} bytes", "request_too_large")
     return out
 
 

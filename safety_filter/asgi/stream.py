@@ -16,7 +16,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from safety_filter.api.openai import Channel, Kind, ShapeError, content_filter_results, delta_texts
+from safety_filter.api.base import Adapter, Channel
+from safety_filter.api.openai import OpenAIChat
+from safety_filter.errors import ShapeError
 from safety_filter.findings import Action, Verdict
 from safety_filter.policy import StreamingSettings, strongest
 
@@ -109,9 +111,24 @@ def event_data(raw: bytes) -> str | None:
     return "\n".join(data) if data else None
 
 
-def sse_event(payload: dict[str, Any] | str) -> bytes:
-    data = payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
-    return f"data: {data}\n\n".encode()
+class NDJSONParser:
+    """Splits newline-delimited JSON (Ollama's stream format) into lines, each kept exactly."""
+
+    def __init__(self, max_event_bytes: int = 1 << 20) -> None:
+        self._buffer = b""
+        self._max = max_event_bytes
+
+    def feed(self, data: bytes) -> list[bytes]:
+        self._buffer += data
+        *events, self._buffer = self._buffer.split(b"\n")
+        events = [event + b"\n" for event in events]
+        if any(len(event) > self._max for event in events) or len(self._buffer) > self._max:
+            raise ValueError(f"a stream event exceeds {self._max} bytes")
+        return events
+
+    def flush(self) -> bytes:
+        rest, self._buffer = self._buffer, b""
+        return rest
 
 
 def _parses(text: str) -> bool:
@@ -159,16 +176,20 @@ class StreamGuard:
 
     check: CheckFn
     settings: StreamingSettings
-    kind: Kind = "chat"
+    adapter: Adapter = field(default_factory=OpenAIChat)
     annotate: bool = False
     blocked: Verdict | None = None
-    _parser: SSEParser = field(default_factory=SSEParser)
+    _parser: SSEParser | NDJSONParser = field(default_factory=SSEParser)
     _held: list[_Held] = field(default_factory=list)
     _channels: dict[Channel, _Channel] = field(default_factory=dict)
     _done: bytes | None = None
     _last_chunk: dict[str, Any] = field(default_factory=dict)
     _blocked_index: int = 0
     _passthrough: bool = False  # fail-open after the stream became uninspectable
+
+    def __post_init__(self) -> None:
+        if self.adapter.stream_format == "ndjson":
+            self._parser = NDJSONParser()
 
     @property
     def action(self) -> Action:
@@ -228,9 +249,12 @@ class StreamGuard:
         return out + (self._done or b"")
 
     def _hold(self, raw: bytes) -> None:
-        data_lines, other = event_fields(raw)
+        if self.adapter.stream_format == "ndjson":
+            data_lines, other = [raw.decode("utf-8", errors="replace").removeprefix("\ufeff")], ""
+        else:
+            data_lines, other = event_fields(raw)
         data = "\n".join(data_lines)
-        if data_lines and data.strip() == "[DONE]" and not other.strip():
+        if data_lines and self.adapter.is_end_event(data) and not other.strip():
             self._done = raw
             return
         ends: dict[Channel, int] = {}
@@ -248,15 +272,16 @@ class StreamGuard:
         pieces = [data] if len(lines) == 1 or _parses(data) else lines
         out: list[tuple[Channel, str]] = []
         for piece in pieces:
-            if not piece.strip() or piece.strip() == "[DONE]":
+            if not piece.strip() or self.adapter.is_end_event(piece):
                 continue
             try:
                 chunk = json.loads(piece)
-                deltas = delta_texts(chunk)
+                deltas = self.adapter.event_texts(chunk)
             except (ValueError, ShapeError):
                 out.append((_UNPARSED, piece + "\n"))
                 continue
-            self._last_chunk = chunk
+            if isinstance(chunk, dict):
+                self._last_chunk = chunk
             out.extend(deltas)
         return out
 
@@ -295,30 +320,10 @@ class StreamGuard:
             out.append(self._held.pop(0).raw)
         return b"".join(out)
     def _ending(self) -> bytes:
-        """The chunk that closes a blocked stream, as Azure sends it, then [DONE]."""
+        """The events that close a blocked stream, as the API ends a filtered output."""
         assert self.blocked is not None
         self._held.clear()
-        index = max(self._blocked_index, 0)
-        choice: dict[str, Any] = {"index": index, "finish_reason": "content_filter"}
-        if self.kind == "chat":
-            choice["delta"] = {}
-        else:
-            choice["text"] = ""
-        choice["content_filter_results"] = content_filter_results(self.blocked)
-        return sse_event(self._chunk([choice])) + sse_event("[DONE]")
+        return self.adapter.stream_blocked(self.blocked, max(self._blocked_index, 0), self._last_chunk)
 
     def _annotation(self, index: int, verdict: Verdict) -> bytes:
-        choice: dict[str, Any] = {"index": max(index, 0), "finish_reason": None}
-        choice["delta" if self.kind == "chat" else "text"] = {} if self.kind == "chat" else ""
-        choice["content_filter_results"] = content_filter_results(verdict)
-        return sse_event(self._chunk([choice]))
-
-    def _chunk(self, choices: list[dict[str, Any]]) -> dict[str, Any]:
-        last = self._last_chunk
-        return {
-            "id": last.get("id", ""),
-            "object": last.get("object", "chat.completion.chunk" if self.kind == "chat" else "text_completion"),
-            "created": last.get("created", 0),
-            "model": last.get("model", ""),
-            "choices": choices,
-        }
+        return self.adapter.stream_annotation(max(index, 0), verdict, self._last_chunk)
