@@ -7,17 +7,19 @@ from collections.abc import Iterable
 
 from safety_filter.api.base import Adapter, Channel, OutputText
 from safety_filter.api.openai import OpenAIChat, OpenAICompletions
+from safety_filter.api.responses import OpenAIResponses
 
 __all__ = ["ADAPTERS", "Adapter", "Channel", "OutputText", "adapter_for", "unsupported_route"]
 
-ADAPTERS: tuple[Adapter, ...] = (OpenAIChat(), OpenAICompletions())
+ADAPTERS: tuple[Adapter, ...] = (OpenAIChat(), OpenAICompletions(), OpenAIResponses())
 
 # APIs that carry prompts and completions but have no adapter yet: refused, never passed unread.
 UNSUPPORTED_ROUTES = tuple(
     re.compile(pattern, re.IGNORECASE)
     for pattern in (
-        r"(?:/openai)?(?:/v1)?/responses(?:/.*)?",
-        r"/openai/deployments/[^/]+/responses(?:/.*)?",
+        # Responses' other routes (compact, input_tokens, cancel...): only creation is inspected.
+        r"(?:/openai)?(?:/v1)?/responses/.+",
+        r"/openai/deployments/[^/]+/responses/.+",
         r"(?:/v1)?/messages(?:/.*)?",
         r"/api/(?:chat|generate)/?",
         r"/(?:completion|infill)/?",
