@@ -474,3 +474,24 @@ async def test_through_the_middleware_in_process() -> None:
         assert all(MARK not in getattr(e, "delta", "") for e in events)
         with pytest.raises(openai.BadRequestError):
             await client.responses.create(model="m", input=MARK)
+
+
+@pytest.mark.anyio
+async def test_annotated_output_is_kept_with_azure_results() -> None:
+    upstream = ScriptedUpstream()
+    upstream.script([json.dumps(reply([message("a zzsex scene")])).encode()])
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=filtered(upstream)), base_url="http://t") as http:
+        response = await http.post("/v1/responses", json={"model": "m", "input": "write a scene"})
+    assert response.headers["x-safety-filter-action"] == "annotate"
+    body = response.json()
+    assert body["status"] == "completed" and body["output"][0]["content"][0]["text"] == "a zzsex scene"
+    assert body["output"][0]["content_filter_results"]["sexual"] == {"filtered": True, "severity": "medium"}
+    assert body["prompt_filter_results"][0]["content_filter_results"]["hate"]["filtered"] is False
+
+
+def test_azure_deployment_path_is_inspected(stack, upstream) -> None:  # type: ignore[no-untyped-def]
+    status, _, body = post(stack, {"model": "dep", "input": MARK}, "/openai/deployments/dep/responses")
+    assert status == 400 and json.loads(body)["error"]["code"] == "content_filter"
+    status, _, body = post(stack, {"model": "dep", "input": "hi"}, "/openai/deployments/dep/responses")
+    assert status == 200 and json.loads(body)["output"][0]["content"][0]["text"] == TEXT
+    assert [path for _, path, _ in upstream.received] == ["/openai/deployments/dep/responses"]
