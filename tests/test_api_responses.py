@@ -15,6 +15,7 @@ import httpx
 import openai
 import pytest
 
+from safety_filter.api.responses import OpenAIResponses
 from safety_filter.serve.proxy import UpstreamProxy
 
 from .conftest import RunningServer
@@ -100,8 +101,9 @@ def upstream(stack):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def client(stack) -> openai.OpenAI:  # type: ignore[no-untyped-def]
-    return openai.OpenAI(base_url=f"{stack[1].url}/v1", api_key="k", max_retries=0)
+def client(stack):  # type: ignore[no-untyped-def]
+    with openai.OpenAI(base_url=f"{stack[1].url}/v1", api_key="k", max_retries=0) as client:
+        yield client
 
 
 def post(stack, body: dict[str, Any], path: str = "/v1/responses") -> tuple[int, dict[str, str], bytes]:  # type: ignore[no-untyped-def]
@@ -433,19 +435,20 @@ async def test_stream_cut_keeps_the_checked_prefix_in_order() -> None:
 
 def test_azure_v1_path_and_api_version_path(stack, upstream) -> None:  # type: ignore[no-untyped-def]
     v1 = openai.OpenAI(base_url=f"{stack[1].url}/openai/v1/", api_key="k", max_retries=0)
-    assert v1.responses.create(model="dep", input="hi").output_text == TEXT
-    assert upstream.received[-1][1] == "/openai/v1/responses"
     azure = openai.AzureOpenAI(
         azure_endpoint=stack[1].url, api_key="k", api_version="2025-04-01-preview", max_retries=0
     )
-    with pytest.raises(openai.BadRequestError) as caught:
-        azure.responses.create(model="dep", input=MARK)
-    assert caught.value.code == "content_filter"
-    upstream.script([json.dumps(reply([message(MARK)])).encode()])
-    assert azure.responses.create(model="dep", input="hi").incomplete_details.reason == "content_filter"  # type: ignore[union-attr]
-    assert upstream.received[-1][1] == "/openai/responses"
-    upstream.script(message_stream(["zz", "hate"]), b"text/event-stream")
-    assert list(v1.responses.create(model="dep", input="hi", stream=True))[-1].type == "response.incomplete"
+    with v1, azure:
+        assert v1.responses.create(model="dep", input="hi").output_text == TEXT
+        assert upstream.received[-1][1] == "/openai/v1/responses"
+        with pytest.raises(openai.BadRequestError) as caught:
+            azure.responses.create(model="dep", input=MARK)
+        assert caught.value.code == "content_filter"
+        upstream.script([json.dumps(reply([message(MARK)])).encode()])
+        assert azure.responses.create(model="dep", input="hi").incomplete_details.reason == "content_filter"  # type: ignore[union-attr]
+        assert upstream.received[-1][1] == "/openai/responses"
+        upstream.script(message_stream(["zz", "hate"]), b"text/event-stream")
+        assert list(v1.responses.create(model="dep", input="hi", stream=True))[-1].type == "response.incomplete"
 
 
 def test_other_responses_routes_are_refused_not_passed(stack, upstream) -> None:  # type: ignore[no-untyped-def]
@@ -495,3 +498,18 @@ def test_azure_deployment_path_is_inspected(stack, upstream) -> None:  # type: i
     status, _, body = post(stack, {"model": "dep", "input": "hi"}, "/openai/deployments/dep/responses")
     assert status == 200 and json.loads(body)["output"][0]["content"][0]["text"] == TEXT
     assert [path for _, path, _ in upstream.received] == ["/openai/deployments/dep/responses"]
+
+
+def test_done_events_say_which_channels_are_whole() -> None:
+    """The adapter's side of `complete_channels`: a `.done` closes its own part's deltas (not
+    another part's), a repeat's channel is whole at once, and a delta's own channel never is."""
+    adapter = OpenAIResponses()
+    part = {"item_id": "r", "output_index": 0, "summary_index": 1}
+    delta = {"type": "response.reasoning_summary_text.delta", **part, "delta": "thinking"}
+    done = {"type": "response.reasoning_summary_text.done", **part, "text": "thinking"}
+    other = {"type": "response.reasoning_summary_text.delta", **part, "summary_index": 2, "delta": "more"}
+    [(delta_channel, _)] = adapter.event_texts(delta)
+    [(done_channel, _)] = adapter.event_texts(done)
+    assert adapter.complete_channels(delta) == []
+    assert set(adapter.complete_channels(done)) == {delta_channel, done_channel}
+    assert adapter.event_texts(other)[0][0] not in adapter.complete_channels(done)

@@ -70,6 +70,11 @@ class Adapter:
         of this API (it is then read as plain text)."""
         raise NotImplementedError
 
+    def complete_channels(self, event: Any) -> list[Channel]:
+        """Channels whose text is whole once this event is read (an item's `.done`): released as
+        soon as checked, with no holdback, so a finished item never holds back the next one."""
+        return []
+
     # -- answers ---------------------------------------------------------------------------
 
     def error(self, status: int, message: str, code: str, *, error_type: str = "invalid_request_error") -> dict[str, Any]:

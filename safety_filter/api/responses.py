@@ -185,6 +185,20 @@ class OpenAIResponses(Adapter):
         out.extend(((output, path), text) for path, text in leaves(rest, f"{kind}{part}"))
         return out
 
+    def complete_channels(self, event: Any) -> list[Channel]:
+        """Every channel but the deltas' is whole in its one event, and a `.done` event ends its
+        part's deltas: none needs holding back once checked."""
+        try:
+            keys = [key for key, _ in self.event_texts(event)]
+        except ShapeError:
+            return []
+        kind = event["type"]
+        if kind.endswith(".delta"):
+            keys = [key for key in keys if key != _delta_channel(event, kind)]
+        elif kind.endswith(".done"):
+            keys.append(_delta_channel(event, kind.removesuffix(".done") + ".delta"))
+        return keys
+
     # -- answers ---------------------------------------------------------------------------
 
     def error(
@@ -234,6 +248,13 @@ class OpenAIResponses(Adapter):
 
     def is_end_event(self, data: str) -> bool:
         return data.strip() == "[DONE]"  # not sent by OpenAI, but by some compatible servers
+
+
+def _delta_channel(event: Mapping[str, Any], kind: str) -> Channel:
+    """The channel of one part's deltas: its output item, event kind and content/summary part."""
+    output = event.get("output_index")
+    indexes = (event.get(key) for key in ("content_index", "summary_index"))
+    return output if isinstance(output, int) else 0, kind + "".join(f"[{i}]" for i in indexes if isinstance(i, int))
 
 
 def _strip(value: Any) -> Any:
