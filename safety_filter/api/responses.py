@@ -15,7 +15,8 @@ upstream (it may hold turns that never passed through the filter, or outputs the
 but the upstream kept, and a phrase split across turns cannot be joined), or an output fetched
 later from a route the filter does not inspect. They are refused with a 400, as any model input
 the filter cannot read is, unless the policy names them in `passthrough_fields`; then only the
-new input is inspected (every output still is).
+new input is inspected (every output still is). A stored prompt template (`prompt.id`) is the
+developer's own text and passes; its `variables` are inspected.
 
 Blocks are answered as the API ends a filtered response: a prompt gets Azure's 400
 `content_filter` error (the client raises `BadRequestError`); an output makes the response
@@ -41,8 +42,12 @@ from safety_filter.api.openai import error_body
 from safety_filter.errors import ShapeError
 from safety_filter.findings import Verdict
 
-# Request fields that make the model read text the filter cannot see (see the module docstring).
-UNSEEN_INPUT = ("previous_response_id", "conversation", "background")
+# Request fields that let text pass unseen (see the module docstring), and why.
+UNSEEN_INPUT = {
+    "previous_response_id": "makes the model read a stored history safety-filter cannot inspect",
+    "conversation": "makes the model read a stored conversation safety-filter cannot inspect",
+    "background": "makes the output be fetched later, from a route safety-filter does not inspect",
+}
 # Identifiers and enumerations of this API that the generic rule would read as text.
 _NOT_TEXT = frozenset({"item_id", "obfuscation", "status", "sequence_number"})
 # Fields of a response object that repeat the request (inspected as the prompt). Skipping them
@@ -94,11 +99,11 @@ class OpenAIResponses(Adapter):
         passed = tuple(passthrough_fields)
         refuse_unreadable(body, passed)
         check_strings(body)
-        for name in UNSEEN_INPUT:
+        for name, why in UNSEEN_INPUT.items():
             if body.get(name) not in (None, False, "", {}) and name not in passed:
                 raise ShapeError(
-                    f"'{name}' makes the model read text safety-filter cannot inspect; it is refused by policy "
-                    f"(send the whole conversation as 'input', or list '{name}' in the policy's passthrough_fields)"
+                    f"'{name}' {why}; it is refused by policy (send the whole conversation as 'input' "
+                    f"without it, or list '{name}' in the policy's passthrough_fields)"
                 )
         texts: list[str] = []
         items = body.get("input")
