@@ -9,6 +9,7 @@ the upstream or the client, whatever the framing; benign traffic stays byte for 
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 import socket
@@ -120,6 +121,25 @@ def raw_http(port: int, method: str, target: str, body: bytes = b"", headers: di
     return int(status_line.split()[1]), parsed, rest
 
 
+def through(via: str, stack: Any, method: str, path: str, body: bytes, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    """One request through `serve`'s stack on uvicorn ("serve"), or the middleware in-process
+    around the same scripted app ("asgi")."""
+    upstream, front = stack
+    if via == "serve":
+        return raw_http(front.port, method, path, body, headers)
+
+    async def go() -> httpx.Response:
+        transport = httpx.ASGITransport(app=filtered(upstream))
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            return await client.request(method, path, content=body, headers=headers)
+
+    response = asyncio.run(go())
+    return response.status_code, {k.lower(): v for k, v in response.headers.items()}, response.content
+
+
+VIA = ["serve", "asgi"]
+
+
 def harmful_chat(**extra: Any) -> bytes:
     return json.dumps({"model": "m", "messages": [{"role": "user", "content": f"say {MARK}"}], **extra}).encode()
 
@@ -228,11 +248,11 @@ FIELD_VARIANTS = {
 }
 
 
+@pytest.mark.parametrize("via", VIA)
 @pytest.mark.parametrize("name", list(FIELD_VARIANTS))
-def test_every_request_field_a_model_reads_is_inspected(stack, upstream, name: str) -> None:  # type: ignore[no-untyped-def]
-    _, front = stack
+def test_every_request_field_a_model_reads_is_inspected(stack, upstream, name: str, via: str) -> None:  # type: ignore[no-untyped-def]
     body = json.dumps({"model": "m", **FIELD_VARIANTS[name]}).encode()
-    status, _, answer = raw_http(front.port, "POST", "/v1/chat/completions", body, {"content-type": "application/json"})
+    status, _, answer = through(via, stack, "POST", "/v1/chat/completions", body, {"content-type": "application/json"})
     assert status == 400, (name, answer)
     assert not upstream.saw() and not upstream.received
 
@@ -290,11 +310,12 @@ RESPONSE_VARIANTS = {
 }
 
 
+@pytest.mark.parametrize("via", VIA)
 @pytest.mark.parametrize("name", list(RESPONSE_VARIANTS))
-def test_every_response_field_a_client_shows_is_inspected(stack, upstream, name: str) -> None:  # type: ignore[no-untyped-def]
-    _, front = stack
+def test_every_response_field_a_client_shows_is_inspected(stack, upstream, name: str, via: str) -> None:  # type: ignore[no-untyped-def]
     upstream.script([RESPONSE_VARIANTS[name]])
-    status, headers, body = raw_http(front.port, "POST", "/v1/chat/completions", json.dumps({"messages": [{"role": "user", "content": "hi"}]}).encode())
+    request = json.dumps({"messages": [{"role": "user", "content": "hi"}]}).encode()
+    status, headers, body = through(via, stack, "POST", "/v1/chat/completions", request)
     assert MARK.encode() not in body, (name, body)
     assert headers["x-safety-filter-action"] == "block"
 
@@ -341,13 +362,13 @@ STREAM_VARIANTS: dict[str, tuple[list[bytes], bytes | None, list[tuple[bytes, by
 }
 
 
+@pytest.mark.parametrize("via", VIA)
 @pytest.mark.parametrize("name", list(STREAM_VARIANTS))
-def test_stream_framings_never_leak(stack, upstream, name: str) -> None:  # type: ignore[no-untyped-def]
-    _, front = stack
+def test_stream_framings_never_leak(stack, upstream, name: str, via: str) -> None:  # type: ignore[no-untyped-def]
     chunks, content_type, extra = STREAM_VARIANTS[name]
     upstream.script(chunks, content_type, extra=extra)
     request = json.dumps({"messages": [{"role": "user", "content": "hi"}], "stream": True}).encode()
-    status, headers, body = raw_http(front.port, "POST", "/v1/chat/completions", request)
+    status, headers, body = through(via, stack, "POST", "/v1/chat/completions", request)
     if headers.get("content-encoding") == "gzip":
         body = gzip.decompress(body)
     assert b"zzh" not in body and b"zz\"" not in body.replace(b" ", b""), (name, body[:400])
@@ -374,10 +395,10 @@ BODY_VARIANTS = {
 }
 
 
+@pytest.mark.parametrize("via", VIA)
 @pytest.mark.parametrize("name", list(BODY_VARIANTS))
-def test_bodies_that_cannot_be_read_as_utf8_json_get_a_400(stack, upstream, name: str) -> None:  # type: ignore[no-untyped-def]
-    _, front = stack
-    status, headers, body = raw_http(front.port, "POST", "/v1/chat/completions", BODY_VARIANTS[name], {"content-type": "application/json"})
+def test_bodies_that_cannot_be_read_as_utf8_json_get_a_400(stack, upstream, name: str, via: str) -> None:  # type: ignore[no-untyped-def]
+    status, headers, body = through(via, stack, "POST", "/v1/chat/completions", BODY_VARIANTS[name], {"content-type": "application/json"})
     assert status == 400 and headers["content-type"] == "application/json", (name, status, body)
     assert not upstream.received
 

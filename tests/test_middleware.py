@@ -147,8 +147,8 @@ async def test_stream_cut_before_any_byte_of_a_split_phrase(piece: int) -> None:
     emitted = "".join(
         c.get("delta", {}).get("content", "") for p in payloads[:-1] for c in json.loads(p)["choices"]
     )
-    assert "zz" not in emitted and "zzhate"[:2] not in emitted
     assert reply.startswith(emitted)
+    assert len(emitted) <= reply.index("zzhate")  # not one character of the phrase left
     last = json.loads(payloads[-2])["choices"][0]
     assert last["finish_reason"] == "content_filter"
     assert last["content_filter_results"]["hate"]["filtered"] is True

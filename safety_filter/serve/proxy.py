@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from safety_filter.api.openai import error_body
-from safety_filter.asgi.middleware import Message, Receive, Scope, Send
+from safety_filter.asgi.types import Message, Receive, Scope, Send
 
 # RFC 9110 section 7.6.1: meaningful for one connection only, never forwarded.
 HOP_BY_HOP = frozenset(
