@@ -21,7 +21,9 @@ developer's own text and passes; its `variables` are inspected.
 Blocks are answered as the API ends a filtered response: a prompt gets Azure's 400
 `content_filter` error (the client raises `BadRequestError`); an output makes the response
 `status: "incomplete"` with `incomplete_details.reason: "content_filter"` and no output items,
-and a stream ends with a `response.incomplete` event saying the same.
+and a stream ends with a `response.incomplete` event saying the same. Annotations are Azure's
+`content_filter_results` on each output item and `prompt_filter_results` on the response (JSON
+only: a stream has no event for them, its `x-safety-filter-action` header says `annotate`).
 """
 
 from __future__ import annotations
