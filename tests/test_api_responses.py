@@ -16,9 +16,12 @@ import openai
 import pytest
 
 from safety_filter.api.responses import OpenAIResponses
+from safety_filter.asgi.stream import StreamGuard
+from safety_filter.findings import Verdict
+from safety_filter.policy import StreamingSettings, decide
 from safety_filter.serve.proxy import UpstreamProxy
 
-from .conftest import RunningServer
+from .conftest import RunningServer, make_policy
 from .test_attack_surface import MARK, ScriptedUpstream, filtered, raw_http
 
 TEXT = "Happy to help with that."
@@ -514,3 +517,39 @@ def test_done_events_say_which_channels_are_whole() -> None:
     assert adapter.complete_channels(delta) == []
     assert set(adapter.complete_channels(done)) == {delta_channel, done_channel}
     assert adapter.event_texts(other)[0][0] not in adapter.complete_channels(done)
+
+
+@pytest.mark.anyio
+async def test_a_finished_item_does_not_hold_back_the_next() -> None:
+    """Needs the guard to honour `complete_channels`: the message streams while it is written."""
+    summary = "I weigh the question carefully and at some length before answering. " * 3
+    words = ["This is the answer, word by word. "] * 8
+    part = {"item_id": "r", "output_index": 0, "summary_index": 0}
+    ids = {"item_id": "m", "output_index": 1, "content_index": 0}
+    events = sse(
+        [
+            {"type": "response.reasoning_summary_text.delta", **part, "delta": summary},
+            {"type": "response.reasoning_summary_text.done", **part, "text": summary},
+            *({"type": "response.output_text.delta", **ids, "delta": w} for w in words),
+        ]
+    )
+    guard = StreamGuard(_allow, StreamingSettings(), OpenAIResponses())
+    released = [await guard.feed(event) for event in events]
+    assert b"response.reasoning_summary_text.done" in b"".join(released[:2])
+    assert b"response.output_text.delta" in b"".join(released[:-1])
+
+
+async def _allow(texts: list[str]) -> list[Verdict]:
+    return [decide((), make_policy(), "completion") for _ in texts]
+
+
+@pytest.mark.anyio
+async def test_the_stream_helper_reads_a_cut_stream_to_its_end() -> None:
+    """Needs the guard to keep the first event's response id: the helper checks it."""
+    upstream = ScriptedUpstream()
+    upstream.script(message_stream(["Fine. "] * 30 + ["zz", "hate"]), b"text/event-stream")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=filtered(upstream)), base_url="http://t") as http:
+        client = openai.AsyncOpenAI(base_url="http://t/v1", api_key="k", http_client=http, max_retries=0)
+        async with client.responses.stream(model="m", input="hi") as stream:
+            events = [event async for event in stream]
+    assert events[-1].type == "response.incomplete" and events[-1].response.id == "resp_1"

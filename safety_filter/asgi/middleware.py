@@ -78,7 +78,7 @@ class SafetyFilterMiddleware:
         elif adapter is not None and not (target.method in ("OPTIONS", "HEAD") and not has_body(scope)):
             body = error_body(405, f"safety-filter: {target.method} is not allowed on {target.path}: only POST is inspected", "method_not_allowed")
             await answer(send, 405, body, Action.BLOCK, [(b"allow", b"POST, OPTIONS")])
-        elif unsupported_route(target.path) and target.method not in ("GET", "OPTIONS", "HEAD", "DELETE"):
+        elif unsupported_route(target.path) and target.method != "OPTIONS":
             message = f"safety-filter cannot inspect {target.path} yet, so it is refused rather than passed unread"
             await answer(send, 501, error_body(501, message, "route_not_inspected"), Action.BLOCK)
         elif self.inspected_routes_only and not policy.passes_through(target.method, target.path):

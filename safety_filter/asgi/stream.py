@@ -158,6 +158,7 @@ class _Channel:
     checked: int = 0  # text[:checked] has been checked
     released: int = 0  # events ending at or before this offset may be released
     verdict: Verdict | None = None  # the strongest non-blocking verdict seen (for annotations)
+    complete: bool = False  # the adapter said its text is whole: released once checked, no holdback
 
 
 @dataclass
@@ -212,7 +213,8 @@ class StreamGuard:
             return data
         for raw in self._parser.feed(data):
             self._hold(raw)
-        due = [key for key, c in self._channels.items() if len(c.text) - c.checked >= self.settings.check_every_chars]
+        every = self.settings.check_every_chars
+        due = [k for k, c in self._channels.items() if len(c.text) - c.checked >= (1 if c.complete else every)]
         if due:
             await self._check(due, final=False)
         return self._ending() if self.blocked is not None else self._release()
@@ -277,11 +279,14 @@ class StreamGuard:
             try:
                 chunk = json.loads(piece)
                 deltas = self.adapter.event_texts(chunk)
+                for key in self.adapter.complete_channels(chunk):
+                    ended = self._channels.setdefault(key, _Channel())
+                    ended.complete, ended.released = True, max(ended.released, ended.checked)
             except (ValueError, ShapeError):
                 out.append((_UNPARSED, piece + "\n"))
                 continue
             if isinstance(chunk, dict):
-                self._last_chunk = chunk
+                self._last_chunk = {**self._last_chunk, **chunk}  # keeps ids only the first event carries
             out.extend(deltas)
         return out
 
@@ -312,7 +317,7 @@ class StreamGuard:
                 if channel.verdict is None or verdict.action.rank > channel.verdict.action.rank:
                     channel.verdict = verdict
             channel.checked = len(channel.text)
-            channel.released = max(channel.released, channel.checked - (0 if final else holdback))
+            channel.released = max(channel.released, channel.checked - (0 if final or channel.complete else holdback))
 
     def _release(self) -> bytes:
         out = []
