@@ -133,7 +133,8 @@ class Engine:
 
     @property
     def policy(self) -> Policy:
-        return self.load().policy
+        """The active policy. Before `load`, the configured one: read, validated, no model loaded."""
+        return self._loaded.policy if self._loaded is not None else self._configured()
 
     @property
     def detectors(self) -> list[Detector]:
@@ -155,6 +156,11 @@ class Engine:
     def _read_policy(self) -> Policy:
         return self._with_extras(load_policy(self._policy_path))
 
+    def _configured(self) -> Policy:
+        if self._initial_policy is None:
+            self._initial_policy = load_policy(self._policy_path)
+        return self._with_extras(self._initial_policy)
+
     def _with_extras(self, policy: Policy) -> Policy:
         if not self._extra_blocklists:
             return policy
@@ -167,9 +173,7 @@ class Engine:
         if self._loaded is None:
             with self._load_lock:
                 if self._loaded is None:
-                    initial = self._initial_policy
-                    policy = self._with_extras(initial) if initial is not None else self._read_policy()
-                    self._loaded = self._build(policy, previous=None)
+                    self._loaded = self._build(self._configured(), previous=None)
         return self._loaded
 
     async def aload(self) -> None:
