@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import errno
 import json
+import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import islice
@@ -84,6 +85,16 @@ def _port(value: str) -> int:
     return port
 
 
+def _count(value: str) -> int:
+    try:
+        count = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"{count}: at least 1")
+    return count
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="safety-filter", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -114,6 +125,12 @@ def _parser() -> argparse.ArgumentParser:
         "--upstream",
         metavar="URL",
         help="OpenAI-compatible server to protect; without it, a built-in demo model answers",
+    )
+    serve.add_argument(
+        "--workers",
+        type=_count,
+        default=1,
+        help="worker processes, each with its own engine and model (multi-core hosts)",
     )
     serve.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the upstream")
     serve.add_argument(
@@ -284,15 +301,40 @@ def _serve(args: argparse.Namespace) -> int:
     from safety_filter.serve.app import build_server_app
 
     _check_port_free(args.host, args.port)
-    policy, watched = policy_from_args(args)
-    app = build_server_app(policy, args.upstream, timeout=args.timeout, policy_path=watched)
+    policy, watched = policy_from_args(args)  # validated here, once, even with --workers
     base = f"http://{args.host}:{args.port}"
     target = args.upstream or "the built-in demo model"
-    print(f"safety-filter: filtering {target} on {base} (loading detectors...)", file=sys.stderr)
+    workers = f", {args.workers} worker processes" if args.workers > 1 else ""
+    print(f"safety-filter: filtering {target} on {base}{workers} (loading detectors...)", file=sys.stderr)
     if not args.upstream:
         print(_DEMO_HINT.format(base=base), file=sys.stderr)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, lifespan="on")
+    options = {"host": args.host, "port": args.port, "log_level": args.log_level, "lifespan": "on"}
+    if args.workers > 1:
+        os.environ[_WORKER_SETTINGS] = json.dumps(
+            {
+                "policy": str(Path(args.policy).resolve()) if args.policy else None,
+                "blocklist": [str(Path(p).resolve()) for p in args.blocklist],
+                "upstream": args.upstream,
+                "timeout": args.timeout,
+            }
+        )
+        uvicorn.run(f"{__name__}:worker_app", factory=True, workers=args.workers, **options)
+    else:
+        uvicorn.run(build_server_app(policy, args.upstream, timeout=args.timeout, policy_path=watched), **options)
     return 0
+
+
+_WORKER_SETTINGS = "SAFETY_FILTER_SERVE_SETTINGS"
+
+
+def worker_app() -> Any:
+    """The app of one `serve --workers` process: its own engine and model, from `serve`'s flags."""
+    from safety_filter.serve.app import build_server_app
+
+    settings = json.loads(os.environ[_WORKER_SETTINGS])
+    flags = argparse.Namespace(policy=settings["policy"], blocklist=settings["blocklist"])
+    policy, watched = policy_from_args(flags)
+    return build_server_app(policy, settings["upstream"], timeout=settings["timeout"], policy_path=watched)
 
 
 def _check_port_free(host: str, port: int) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -185,3 +186,55 @@ def test_serve_on_a_busy_port_fails_before_loading_anything() -> None:
         result.stderr.strip() == f"safety-filter: error: cannot listen on 127.0.0.1:{port}: the port is already in use"
     )
     assert "loading detectors" not in result.stderr and "Try it" not in result.stderr  # no banner
+
+
+def test_serve_workers_runs_each_worker_with_its_own_engine(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    import httpx
+    import yaml
+
+    from safety_filter.resources import default_policy_path
+
+    from .conftest import free_port
+
+    data = yaml.safe_load(default_policy_path().read_text())
+    data["detectors"]["classifier"]["enabled"] = False  # rules only: two model copies would be slow here
+    data["detectors"]["ncii"]["enabled"] = False
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(yaml.safe_dump(data))
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "safety_filter",
+        "serve",
+        "--workers",
+        "2",
+        "--port",
+        str(port),
+        "--policy",
+        str(policy),
+    ]
+    server = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert server.poll() is None, server.stderr.read() if server.stderr else ""
+            assert time.monotonic() < deadline, "serve --workers did not start"
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/safety-filter/health", timeout=5).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        request = {"model": "demo", "messages": [{"role": "user", "content": "demo: blocked"}]}
+        answers = [
+            httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", json=request, timeout=30) for _ in range(4)
+        ]
+        assert all(a.status_code == 200 and a.headers["x-safety-filter-action"] == "block" for a in answers)
+    finally:
+        server.send_signal(signal.SIGINT)
+        _, err = server.communicate(timeout=60)
+    assert len(set(re.findall(r"Started server process \[(\d+)\]", err))) == 2, err
+    assert "Traceback" not in err
