@@ -149,9 +149,10 @@ class Engine:
         return _versions(self.load())
 
     def status(self) -> dict[str, object]:
-        """What is active and how the last reload went (for `/safety-filter/health`)."""
-        loaded = self.load()
-        return {"policy": loaded.policy.label, "detectors": _versions(loaded), "last_reload": self._last_reload}
+        """What is active and how the last reload went (for `/safety-filter/health`); loads nothing."""
+        loaded = self._loaded
+        detectors = _versions(loaded) if loaded is not None else {}
+        return {"policy": self.policy.label, "detectors": detectors, "last_reload": self._last_reload}
 
     def _read_policy(self) -> Policy:
         return self._with_extras(load_policy(self._policy_path))

@@ -38,9 +38,14 @@ class SafetyFilterMiddleware:
 
     `policy` is a path, a `Policy`, or None for the shipped default; `engine` shares one engine
     between several apps (or injects fake detectors in tests); `audit` overrides the policy's
-    audit sink. With `inspected_routes_only` (what `serve` uses in front of a model server),
-    anything that is neither an inspected route nor in the policy's `passthrough_routes` gets a
-    JSON 404: the proxy forwards nothing it was not told about.
+    audit sink. Nothing loads here: the lifespan start-up loads the detectors in a thread (and
+    fails the start-up with the message when the policy, a list or a model is unusable), or the
+    first request does when the server runs no lifespan. The lifespan shutdown closes the engine
+    and audit log this filter created (given ones too with `close_on_shutdown`).
+
+    With `inspected_routes_only` (what `serve` uses in front of a model server), anything that is
+    neither an inspected route nor in the policy's `passthrough_routes` gets a JSON 404: the
+    proxy forwards nothing it was not told about.
     """
 
     def __init__(
@@ -51,6 +56,7 @@ class SafetyFilterMiddleware:
         engine: Engine | None = None,
         audit: AuditLog | None = None,
         inspected_routes_only: bool = False,
+        close_on_shutdown: bool = False,
     ) -> None:
         # Starlette builds its middleware inside the server's lifespan call, where an exception
         # reads as "lifespan unsupported" and every request then fails: so a bad policy is kept
@@ -58,7 +64,9 @@ class SafetyFilterMiddleware:
         self.app = app
         self.inspected_routes_only = inspected_routes_only
         self._misconfigured: str | None = None
-        self._owned: list[Engine | AuditLog] = []  # closed at lifespan shutdown; given ones are the caller's
+        self._owned: list[Engine | AuditLog] = []  # closed at lifespan shutdown
+        if engine is not None and close_on_shutdown:
+            self._owned.append(engine)
         if engine is None:
             path = None if isinstance(policy, Policy) else policy
             engine = Engine(policy if isinstance(policy, Policy) else None, policy_path=path)
@@ -69,8 +77,8 @@ class SafetyFilterMiddleware:
         except ConfigurationError as exc:
             self._misconfigured = str(exc)
             settings = AuditSettings()
-        if audit is None:
-            audit = AuditLog(settings.sink, include_excerpts=settings.include_excerpts, redact=settings.redact)
+        if audit is None or close_on_shutdown:
+            audit = audit or AuditLog(settings.sink, include_excerpts=settings.include_excerpts, redact=settings.redact)
             self._owned.append(audit)
         self.audit = audit
 
