@@ -82,8 +82,9 @@ class _Loaded:
     def detect(self, texts: Sequence[str]) -> list[Findings]:
         """Run every detector over `texts` (the caller handles exceptions)."""
         merged: list[list[Finding]] = [[] for _ in texts]
-        metrics.BATCH_TEXTS.observe(len(texts))
-        with self.lock, metrics.DETECTION_SECONDS.time():
+        collectors = metrics.current()
+        collectors.batch_texts.observe(len(texts))
+        with self.lock, collectors.detection_seconds.time():
             for detector in self.detectors:
                 results = detector.detect(texts)
                 if len(results) != len(texts):
@@ -229,12 +230,14 @@ class Engine:
             log.error("reload failed at %s, keeping policy %s and detectors %s: %s",
                       when, current.policy.label, _versions(current), exc)
             self._last_reload = {"time": when, "ok": False, "error": str(exc)}
+            metrics.current().reloads.labels("failed").inc()
             current.watched = _stamps(current.watched)  # don't retry until the files change again
             return False
         self._loaded = replacement
         versions = _versions(replacement)
         log.info("reloaded at %s: policy %s, detectors %s", when, replacement.policy.label, versions)
         self._last_reload = {"time": when, "ok": True, "error": None}
+        metrics.current().reloads.labels("ok").inc()
         return True
 
     def changed(self) -> bool:

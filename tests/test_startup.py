@@ -184,3 +184,23 @@ def test_serve_with_two_workers_serves_and_filters(tmp_path: Path) -> None:
         proc.terminate()
         _, stderr = proc.communicate()
     assert stderr.count("Started server process") == 2  # two processes, each with its own engine
+
+
+def test_metrics_go_to_the_registry_given() -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from safety_filter import metrics
+
+    previous = metrics.current().registry
+    registry = CollectorRegistry()
+    try:
+        metrics.use(registry)
+        engine = Engine(make_policy(), [FakeDetector()])
+        metrics.record("prompt", engine.check_sync(["zzhate"], "prompt")[0])
+        exposed = generate_latest(registry).decode()
+        assert 'safety_filter_verdicts_total{action="block",role="prompt"} 1.0' in exposed
+        assert "safety_filter_batch_texts_count 1.0" in exposed
+        assert "zzhate" not in exposed
+    finally:
+        metrics.use(previous)
+    assert metrics.current().registry is previous

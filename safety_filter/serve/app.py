@@ -15,6 +15,7 @@ from pathlib import Path
 
 from prometheus_client import make_asgi_app
 
+from safety_filter import metrics
 from safety_filter.asgi.middleware import ASGIApp, Receive, SafetyFilterMiddleware, Scope, Send
 from safety_filter.engine import Engine
 from safety_filter.policy import Policy
@@ -35,7 +36,7 @@ class ServeOptions:
 class ServerApp:
     def __init__(self, filtered: SafetyFilterMiddleware) -> None:
         self.filtered = filtered
-        self.metrics = make_asgi_app()
+        self.metrics = make_asgi_app(registry=metrics.current().registry)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "") if scope["type"] == "http" else ""
