@@ -21,6 +21,7 @@ import asyncio
 import hashlib
 import logging
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -246,21 +247,18 @@ class Engine:
         return _stamps(loaded.watched) != loaded.watched
 
     def watch(self) -> None:
-        """Start the background thread that reloads changed files (idempotent; `close` stops it)."""
-        if self._watcher is not None or self._stop.is_set():
+        """Start the background thread that reloads changed files (idempotent; `close` stops it).
+
+        The thread holds the engine weakly, so an engine dropped without `close` stops it too.
+        """
+        if self._watcher is not None or self._stop.is_set() or self.policy.reload_interval_seconds <= 0:
             return
         with self._load_lock:
             if self._watcher is None:
-                self._watcher = threading.Thread(target=self._watch, name="safety-filter-watch", daemon=True)
+                self._watcher = threading.Thread(
+                    target=_watch, args=(weakref.ref(self), self._stop), name="safety-filter-watch", daemon=True
+                )
                 self._watcher.start()
-
-    def _watch(self) -> None:
-        while True:
-            interval = self.load().policy.reload_interval_seconds
-            if self._stop.wait(interval if interval > 0 else 1.0):
-                return
-            if interval > 0 and self.changed():
-                self.reload()
 
     # -- checking --------------------------------------------------------------------------
 
@@ -309,6 +307,19 @@ class Engine:
         if self._watcher is not None and self._watcher is not threading.current_thread():
             self._watcher.join(timeout=5)
         self._worker.close()
+
+
+def _watch(ref: weakref.ref[Engine], stop: threading.Event) -> None:
+    """Every `reload_interval_seconds`, reload the engine if a watched file changed."""
+    while (engine := ref()) is not None:
+        interval = engine.policy.reload_interval_seconds
+        del engine  # hold no strong reference while waiting
+        if interval <= 0 or stop.wait(interval):  # a reloaded policy may turn reloading off
+            return
+        engine = ref()
+        if engine is not None and engine.changed():
+            engine.reload()
+        del engine
 
 
 def _lookup(loaded: _Loaded, texts: Sequence[str]) -> tuple[list[bytes], dict[bytes, Findings], dict[bytes, str]]:

@@ -27,6 +27,7 @@ from safety_filter.findings import Finding
 log = logging.getLogger("safety_filter.engine")
 
 Findings = tuple[Finding, ...]
+IDLE_SECONDS = 60.0  # an idle worker thread ends (so an engine dropped without `close` leaks none)
 OVERLAP_CHARS = 512  # segments overlap by this much, so a phrase cut by a boundary is seen whole
 
 
@@ -149,12 +150,13 @@ class Worker:
         active: list[Job] = []
         while True:
             with self._cond:
-                while not self._incoming and not active and not self._closed:
-                    self._cond.wait()
+                while not self._incoming and not active:
+                    idle = self._closed or not self._cond.wait(IDLE_SECONDS)
+                    if idle and not self._incoming:  # closed, or idle: `submit` starts a new thread
+                        self._thread = None
+                        return
                 active.extend(self._incoming)
                 self._incoming.clear()
-                if not active and self._closed:
-                    return
             active = self._drop_abandoned(active)
             if active:
                 self._run(_next_piece(active))
