@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import errno
 import json
-import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import islice
@@ -19,7 +18,7 @@ from typing import Any, TextIO
 from safety_filter import __version__
 from safety_filter.engine import Engine
 from safety_filter.errors import ConfigurationError, SafetyFilterError
-from safety_filter.policy import ROLES, Policy, load_policy
+from safety_filter.policy import ROLES
 
 JSONL_BATCH = 32
 
@@ -166,35 +165,23 @@ def _policy_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def policy_from_args(args: argparse.Namespace) -> tuple[Policy, str | None]:
-    """The policy for `--policy` plus any `--blocklist` files, and the file to watch for reloads.
+def configured_engine(args: argparse.Namespace) -> Engine:
+    """The engine for `--policy` plus any `--blocklist` files: validated, no model loaded yet.
 
-    Extra lists are not part of the policy file, so a policy that carries them is not reloaded
-    from that file.
+    The extra lists are added to every version of the policy, so the policy file is still
+    reloaded when it changes.
     """
-    policy = load_policy(args.policy)
-    if not args.blocklist:
-        return policy, args.policy
     missing = [path for path in args.blocklist if not Path(path).exists()]
     if missing:
         raise ConfigurationError(f"blocklist file not found: {missing[0]}")
-    return _with_extra_lists(policy, args.blocklist), None
+    return Engine.from_policy_file(args.policy, extra_blocklists=args.blocklist)
 
 
 def engine_from_args(args: argparse.Namespace) -> Engine:
     """The loaded engine for `--policy` plus any `--blocklist` files."""
-    policy, watched = policy_from_args(args)
-    engine = Engine(policy, policy_path=watched)
+    engine = configured_engine(args)
     engine.load()
     return engine
-
-
-def _with_extra_lists(policy: Policy, paths: Iterable[str]) -> Policy:
-    rules = policy.detectors.rules
-    rules = rules.model_copy(
-        update={"enabled": True, "blocklists": (*rules.blocklists, *(str(Path(p).resolve()) for p in paths))}
-    )
-    return policy.model_copy(update={"detectors": policy.detectors.model_copy(update={"rules": rules})})
 
 
 # -- scan ----------------------------------------------------------------------------------
@@ -296,45 +283,21 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from safety_filter.serve.app import build_server_app
+    from safety_filter.serve.app import ServeOptions, run_server
 
     _check_port_free(args.host, args.port)
-    policy, watched = policy_from_args(args)  # validated here, once, even with --workers
+    configured_engine(args).policy  # noqa: B018 -- validate policy and lists once, before the banner
     base = f"http://{args.host}:{args.port}"
     target = args.upstream or "the built-in demo model"
     workers = f", {args.workers} worker processes" if args.workers > 1 else ""
     print(f"safety-filter: filtering {target} on {base}{workers} (loading detectors...)", file=sys.stderr)
     if not args.upstream:
         print(_DEMO_HINT.format(base=base), file=sys.stderr)
-    options = {"host": args.host, "port": args.port, "log_level": args.log_level, "lifespan": "on"}
-    if args.workers > 1:
-        os.environ[_WORKER_SETTINGS] = json.dumps(
-            {
-                "policy": str(Path(args.policy).resolve()) if args.policy else None,
-                "blocklist": [str(Path(p).resolve()) for p in args.blocklist],
-                "upstream": args.upstream,
-                "timeout": args.timeout,
-            }
-        )
-        uvicorn.run(f"{__name__}:worker_app", factory=True, workers=args.workers, **options)
-    else:
-        uvicorn.run(build_server_app(policy, args.upstream, timeout=args.timeout, policy_path=watched), **options)
+    options = ServeOptions(
+        upstream=args.upstream, policy=args.policy, blocklists=tuple(args.blocklist), timeout=args.timeout
+    )
+    run_server(options, host=args.host, port=args.port, workers=args.workers, log_level=args.log_level)
     return 0
-
-
-_WORKER_SETTINGS = "SAFETY_FILTER_SERVE_SETTINGS"
-
-
-def worker_app() -> Any:
-    """The app of one `serve --workers` process: its own engine and model, from `serve`'s flags."""
-    from safety_filter.serve.app import build_server_app
-
-    settings = json.loads(os.environ[_WORKER_SETTINGS])
-    flags = argparse.Namespace(policy=settings["policy"], blocklist=settings["blocklist"])
-    policy, watched = policy_from_args(flags)
-    return build_server_app(policy, settings["upstream"], timeout=settings["timeout"], policy_path=watched)
 
 
 def _check_port_free(host: str, port: int) -> None:
