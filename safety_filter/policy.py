@@ -97,6 +97,10 @@ class DetectorSettings(_Strict):
     timeout_seconds: Annotated[float, Field(gt=0)] = 10.0
     batch_size: Annotated[int, Field(ge=1, le=1024)] = 32
     cache_size: Annotated[int, Field(ge=0)] = 8192
+    # Characters waiting to be scored past which a check is refused at once (503, Retry-After).
+    max_queued_chars: Annotated[int, Field(ge=1)] = 1048576
+    # Longer texts are scored in overlapping segments of this size, so one cannot hold the worker.
+    piece_chars: Annotated[int, Field(ge=1024)] = 4096
 
 
 class StreamingSettings(_Strict):

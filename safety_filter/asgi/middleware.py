@@ -13,6 +13,7 @@ Every inspected response carries `x-safety-filter-action: allow|annotate|block|e
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 
 from safety_filter.api import adapter_for, unsupported_route
@@ -23,10 +24,13 @@ from safety_filter.asgi.exchange import Exchange
 from safety_filter.asgi.types import ASGIApp, Message, Receive, Scope, Send
 from safety_filter.audit import AuditLog
 from safety_filter.engine import Engine
+from safety_filter.errors import ConfigurationError
 from safety_filter.findings import Action
-from safety_filter.policy import Policy
+from safety_filter.policy import AuditSettings, Policy
 
 __all__ = ["ASGIApp", "Message", "Receive", "SafetyFilterMiddleware", "Scope", "Send"]
+
+log = logging.getLogger("safety_filter.middleware")
 
 
 class SafetyFilterMiddleware:
@@ -34,9 +38,14 @@ class SafetyFilterMiddleware:
 
     `policy` is a path, a `Policy`, or None for the shipped default; `engine` shares one engine
     between several apps (or injects fake detectors in tests); `audit` overrides the policy's
-    audit sink. With `inspected_routes_only` (what `serve` uses in front of a model server),
-    anything that is neither an inspected route nor in the policy's `passthrough_routes` gets a
-    JSON 404: the proxy forwards nothing it was not told about.
+    audit sink. Nothing loads here: the lifespan start-up loads the detectors in a thread (and
+    fails the start-up with the message when the policy, a list or a model is unusable), or the
+    first request does when the server runs no lifespan. The lifespan shutdown closes the engine
+    and audit log this filter created (given ones too with `close_on_shutdown`).
+
+    With `inspected_routes_only` (what `serve` uses in front of a model server), anything that is
+    neither an inspected route nor in the policy's `passthrough_routes` gets a JSON 404: the
+    proxy forwards nothing it was not told about.
     """
 
     def __init__(
@@ -47,23 +56,40 @@ class SafetyFilterMiddleware:
         engine: Engine | None = None,
         audit: AuditLog | None = None,
         inspected_routes_only: bool = False,
+        close_on_shutdown: bool = False,
     ) -> None:
+        # Starlette builds its middleware inside the server's lifespan call, where an exception
+        # reads as "lifespan unsupported" and every request then fails: so a bad policy is kept
+        # here and reported by the lifespan start-up (the server exits) or as a 500 per request.
         self.app = app
         self.inspected_routes_only = inspected_routes_only
+        self._misconfigured: str | None = None
+        self._owned: list[Engine | AuditLog] = []  # closed at lifespan shutdown
+        if engine is not None and close_on_shutdown:
+            self._owned.append(engine)
         if engine is None:
-            engine = Engine(policy) if isinstance(policy, Policy) else Engine.from_policy_file(policy)
+            path = None if isinstance(policy, Policy) else policy
+            engine = Engine(policy if isinstance(policy, Policy) else None, policy_path=path)
+            self._owned.append(engine)
         self.engine = engine
-        if audit is None:
-            settings = (policy if isinstance(policy, Policy) else engine.policy).audit
-            audit = AuditLog(settings.sink, include_excerpts=settings.include_excerpts, redact=settings.redact)
+        try:
+            settings = engine.policy.audit  # reads and validates the policy file; loads no model
+        except ConfigurationError as exc:
+            self._misconfigured = str(exc)
+            settings = AuditSettings()
+        if audit is None or close_on_shutdown:
+            audit = audit or AuditLog(settings.sink, include_excerpts=settings.include_excerpts, redact=settings.redact)
+            self._owned.append(audit)
         self.audit = audit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await self.app(scope, self._loading_on_startup(receive), send)
+            await self._lifespan(scope, receive, send)
             return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        if not await self._ready(send):
             return
         try:
             target = canonical_target(scope)
@@ -87,17 +113,51 @@ class SafetyFilterMiddleware:
         else:
             await self.app(scope, receive, send)
 
-    def _loading_on_startup(self, receive: Receive) -> Receive:
-        """Load the detectors while the server starts, so the first request doesn't wait."""
+    async def _ready(self, send: Send) -> bool:
+        """Load on the first request when no lifespan did (in a thread); else answer a 500."""
+        if self._misconfigured is None and not self.engine.loaded:
+            await self._start()
+        if self._misconfigured is None:
+            return True
+        message = f"safety-filter is misconfigured, so nothing is served: {self._misconfigured}"
+        body = error_body(500, message, "content_filter_misconfigured", error_type="server_error")
+        await answer(send, 500, body, "error")
+        return False
 
-        async def wrapped() -> Message:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await self.engine.aload()
-                if self.audit.enabled and self.audit.include_excerpts and self.audit.redact:
-                    from safety_filter import pii
+    async def _start(self) -> None:
+        """Load and warm up the detectors off the event loop; a failure marks the filter misconfigured."""
+        try:
+            await self.engine.aload()
+            if self.audit.enabled and self.audit.include_excerpts and self.audit.redact:
+                from safety_filter import pii
 
-                    await asyncio.to_thread(pii.warm_up)
-            return message
+                await asyncio.to_thread(pii.warm_up)
+        except Exception as exc:
+            log.exception("safety-filter could not start")
+            self._misconfigured = str(exc) or type(exc).__name__
 
-        return wrapped
+    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Load at start-up (or fail it with the message); close what this filter owns at shutdown."""
+        first = await receive()
+        if first["type"] == "lifespan.startup":
+            if self._misconfigured is None:
+                await self._start()
+            if self._misconfigured is not None:
+                await send({"type": "lifespan.startup.failed", "message": f"safety-filter: {self._misconfigured}"})
+                return
+        pending = [first]
+
+        async def replaying() -> Message:
+            return pending.pop() if pending else await receive()
+
+        async def closing(message: Message) -> None:
+            if message["type"] in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
+                await asyncio.to_thread(self.close)
+            await send(message)
+
+        await self.app(scope, replaying, closing)
+
+    def close(self) -> None:
+        """Stop the engine's threads and close the audit log, if this filter created them."""
+        for owned in self._owned:
+            owned.close()
