@@ -5,12 +5,15 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from safety_filter.api.anthropic import AnthropicMessages
 from safety_filter.api.base import Adapter, Channel, OutputText
+from safety_filter.api.llamacpp import LlamaCppCompletion
+from safety_filter.api.ollama import OllamaChat, OllamaGenerate
 from safety_filter.api.openai import OpenAIChat, OpenAICompletions
 
 __all__ = ["ADAPTERS", "Adapter", "Channel", "OutputText", "adapter_for", "unsupported_route"]
 
-ADAPTERS: tuple[Adapter, ...] = (OpenAIChat(), OpenAICompletions())
+ADAPTERS: tuple[Adapter, ...] = (OpenAIChat(), OpenAICompletions(), AnthropicMessages(), OllamaChat(), OllamaGenerate(), LlamaCppCompletion())
 
 # APIs that carry prompts and completions but have no adapter yet: refused, never passed unread.
 UNSUPPORTED_ROUTES = tuple(
@@ -18,9 +21,7 @@ UNSUPPORTED_ROUTES = tuple(
     for pattern in (
         r"(?:/openai)?(?:/v1)?/responses(?:/.*)?",
         r"/openai/deployments/[^/]+/responses(?:/.*)?",
-        r"(?:/v1)?/messages(?:/.*)?",
-        r"/api/(?:chat|generate)/?",
-        r"/(?:completion|infill)/?",
+        r"(?:/v1)?/messages/.+",  # message batches (count_tokens has an adapter)
         r"(?:/v1)?/(?:threads|assistants|realtime|batches)(?:/.*)?",
     )
 )
