@@ -56,7 +56,10 @@ class _Ollama(Adapter):
         return body
 
     def _other(self, body: dict[str, Any], done: tuple[str, ...]) -> list[str]:
-        return [_text(_without_media(v)) for k, v in body.items() if k not in done and k not in CONTROL_KEYS and k not in UNREADABLE and k not in _SKIPPED]
+        """Every other field, one text each; a control key's object (a `format` schema) too."""
+        skipped = (*done, *UNREADABLE, *_SKIPPED)
+        items = [(k, v) for k, v in body.items() if k not in skipped and not (k in CONTROL_KEYS and not isinstance(v, dict | list))]
+        return [_text(_without_media(v)) for _, v in items]
 
     def response_texts(self, body: Any) -> tuple[list[OutputText], str]:
         if not isinstance(body, dict) or self.output_key not in body:
