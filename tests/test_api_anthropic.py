@@ -12,15 +12,20 @@ import anthropic
 import httpx2
 import pytest
 
+from safety_filter.serve.proxy import UpstreamProxy
+
 from .conftest import RunningServer
 from .test_attack_surface import MARK, ScriptedUpstream, filtered, raw_http
 
-from safety_filter.serve.proxy import UpstreamProxy
-
 MESSAGE = {
-    "id": "msg_1", "type": "message", "role": "assistant", "model": "m",
+    "id": "msg_1",
+    "type": "message",
+    "role": "assistant",
+    "model": "m",
     "content": [{"type": "text", "text": "Happy to help."}],
-    "stop_reason": "end_turn", "stop_sequence": None, "usage": {"input_tokens": 3, "output_tokens": 4},
+    "stop_reason": "end_turn",
+    "stop_sequence": None,
+    "usage": {"input_tokens": 3, "output_tokens": 4},
 }
 # Deliberately unusual spacing: an allowed answer must arrive byte for byte.
 MESSAGE_BYTES = json.dumps(MESSAGE, indent=1).encode()
@@ -42,7 +47,15 @@ def stream(*blocks: tuple[dict[str, Any], list[dict[str, Any]]]) -> list[bytes]:
         events.append(sse({"type": "content_block_start", "index": index, "content_block": block}))
         events += [sse({"type": "content_block_delta", "index": index, "delta": delta}) for delta in deltas]
         events.append(sse({"type": "content_block_stop", "index": index}))
-    events.append(sse({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None}, "usage": {"output_tokens": 9}}))
+    events.append(
+        sse(
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                "usage": {"output_tokens": 9},
+            }
+        )
+    )
     return [*events, sse({"type": "message_stop"})]
 
 
@@ -71,7 +84,9 @@ async def env(request, stack, anyio_backend):  # type: ignore[no-untyped-def]
     else:
         upstream = ScriptedUpstream()
         transport = httpx2.ASGITransport(app=filtered(upstream))
-        client = anthropic.AsyncAnthropic(api_key="k", base_url="http://test", max_retries=0, http_client=httpx2.AsyncClient(transport=transport))
+        client = anthropic.AsyncAnthropic(
+            api_key="k", base_url="http://test", max_retries=0, http_client=httpx2.AsyncClient(transport=transport)
+        )
     upstream.script([MESSAGE_BYTES])
     async with client:
         yield upstream, client
@@ -139,41 +154,82 @@ async def test_stream_cut_leaks_no_byte_of_a_marker_split_across_events(env) -> 
     assert final.stop_reason == "refusal"
     raw = await client.messages.with_raw_response.create(**ask("hello"), stream=True)
     body = await raw.http_response.aread()
-    assert b"zz" not in body and body.endswith(b"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n")
+    assert b"zz" not in body and body.endswith(b'event: message_stop\ndata: {"type":"message_stop"}\n\n')
 
 
 # -- every field, through serve on uvicorn ----------------------------------------------------
 
-TOOL = {"name": "lookup", "description": "Looks things up.", "input_schema": {"type": "object", "properties": {"q": {"type": "string"}}}}
+TOOL = {
+    "name": "lookup",
+    "description": "Looks things up.",
+    "input_schema": {"type": "object", "properties": {"q": {"type": "string"}}},
+}
 REQUEST_FIELDS: dict[str, dict[str, Any]] = {
     "system string": {"system": f"You say {MARK}."},
     "system blocks": {"system": [{"type": "text", "text": f"You say {MARK}."}]},
     "text block": {"messages": [{"role": "user", "content": [{"type": "text", "text": MARK}]}]},
-    "tool_use input": {"messages": [
-        {"role": "user", "content": "hi"},
-        {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "lookup", "input": {"q": MARK}}]},
-        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "ok"}]},
-    ]},
-    "tool_use input key": {"messages": [
-        {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "lookup", "input": {MARK: 1}}]},
-        {"role": "user", "content": "go on"},
-    ]},
-    "tool_result string": {"messages": [{"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": MARK}]}]},
-    "tool_result blocks": {"messages": [{"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": [{"type": "text", "text": MARK}]}]}]},
-    "thinking": {"messages": [
-        {"role": "user", "content": "hi"},
-        {"role": "assistant", "content": [{"type": "thinking", "thinking": MARK, "signature": "sig"}, {"type": "text", "text": "ok"}]},
-        {"role": "user", "content": "go on"},
-    ]},
-    "document": {"messages": [{"role": "user", "content": [
-        {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": f"A file: {MARK}"}, "title": "notes"},
-        {"type": "text", "text": "Summarise."},
-    ]}]},
+    "tool_use input": {
+        "messages": [
+            {"role": "user", "content": "hi"},
+            {
+                "role": "assistant",
+                "content": [{"type": "tool_use", "id": "t1", "name": "lookup", "input": {"q": MARK}}],
+            },
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "ok"}]},
+        ]
+    },
+    "tool_use input key": {
+        "messages": [
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "lookup", "input": {MARK: 1}}]},
+            {"role": "user", "content": "go on"},
+        ]
+    },
+    "tool_result string": {
+        "messages": [{"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": MARK}]}]
+    },
+    "tool_result blocks": {
+        "messages": [
+            {
+                "role": "user",
+                "content": [{"type": "tool_result", "tool_use_id": "t1", "content": [{"type": "text", "text": MARK}]}],
+            }
+        ]
+    },
+    "thinking": {
+        "messages": [
+            {"role": "user", "content": "hi"},
+            {
+                "role": "assistant",
+                "content": [{"type": "thinking", "thinking": MARK, "signature": "sig"}, {"type": "text", "text": "ok"}],
+            },
+            {"role": "user", "content": "go on"},
+        ]
+    },
+    "document": {
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "type": "document",
+                        "source": {"type": "text", "media_type": "text/plain", "data": f"A file: {MARK}"},
+                        "title": "notes",
+                    },
+                    {"type": "text", "text": "Summarise."},
+                ],
+            }
+        ]
+    },
     "tool description": {"tools": [{**TOOL, "description": MARK}]},
-    "tool schema property name": {"tools": [{**TOOL, "input_schema": {"type": "object", "properties": {MARK: {"type": "string"}}}}]},
-    "split across messages": {"messages": [
-        {"role": "user", "content": "zzalpha"}, {"role": "assistant", "content": [{"type": "text", "text": "zzbravo"}]},
-    ]},
+    "tool schema property name": {
+        "tools": [{**TOOL, "input_schema": {"type": "object", "properties": {MARK: {"type": "string"}}}}]
+    },
+    "split across messages": {
+        "messages": [
+            {"role": "user", "content": "zzalpha"},
+            {"role": "assistant", "content": [{"type": "text", "text": "zzbravo"}]},
+        ]
+    },
 }
 
 
@@ -182,7 +238,9 @@ def test_every_request_field_is_inspected(stack, name: str) -> None:  # type: ig
     upstream, front = stack
     upstream.received.clear()
     body = {**ask("hello"), **REQUEST_FIELDS[name]}
-    status, headers, answer = raw_http(front.port, "POST", "/v1/messages", json.dumps(body).encode(), {"content-type": "application/json"})
+    status, _, answer = raw_http(
+        front.port, "POST", "/v1/messages", json.dumps(body).encode(), {"content-type": "application/json"}
+    )
     assert status == 400, (name, answer)
     assert json.loads(answer)["error"]["type"] == "invalid_request_error"
     assert upstream.received == []
@@ -200,7 +258,7 @@ RESPONSE_BLOCKS: dict[str, dict[str, Any]] = {
 def test_every_response_block_is_inspected(stack, name: str) -> None:  # type: ignore[no-untyped-def]
     upstream, front = stack
     upstream.script([message_with({"type": "text", "text": "Here:"}, RESPONSE_BLOCKS[name])])
-    status, headers, answer = raw_http(front.port, "POST", "/v1/messages", json.dumps(ask("hi")).encode())
+    status, _, answer = raw_http(front.port, "POST", "/v1/messages", json.dumps(ask("hi")).encode())
     assert status == 200 and MARK.encode() not in answer
     message = json.loads(answer)
     assert message["content"] == [] and message["stop_reason"] == "refusal"
@@ -208,9 +266,15 @@ def test_every_response_block_is_inspected(stack, name: str) -> None:  # type: i
 
 STREAMS: dict[str, list[bytes]] = {
     "text_delta": text_stream(*SPLIT),
-    "thinking_delta": stream(({"type": "thinking", "thinking": ""}, [{"type": "thinking_delta", "thinking": p} for p in SPLIT])),
-    "input_json_delta": stream(({"type": "tool_use", "id": "t1", "name": "lookup", "input": {}},
-                                [{"type": "input_json_delta", "partial_json": p} for p in ('{"q": "zz', "ha", 'te"}')])),
+    "thinking_delta": stream(
+        ({"type": "thinking", "thinking": ""}, [{"type": "thinking_delta", "thinking": p} for p in SPLIT])
+    ),
+    "input_json_delta": stream(
+        (
+            {"type": "tool_use", "id": "t1", "name": "lookup", "input": {}},
+            [{"type": "input_json_delta", "partial_json": p} for p in ('{"q": "zz', "ha", 'te"}')],
+        )
+    ),
     "start block text": stream(({"type": "text", "text": "Sure: zz"}, [{"type": "text_delta", "text": "hate."}])),
 }
 
@@ -218,9 +282,13 @@ STREAMS: dict[str, list[bytes]] = {
 def interleaved() -> list[bytes]:
     """Two blocks whose deltas interleave: the marker is split inside block 0 only."""
     events = stream()[:2]
-    events += [sse({"type": "content_block_start", "index": i, "content_block": {"type": "text", "text": ""}}) for i in (0, 1)]
+    events += [
+        sse({"type": "content_block_start", "index": i, "content_block": {"type": "text", "text": ""}}) for i in (0, 1)
+    ]
     for index, piece in ((0, "I say zz"), (1, "unrelated"), (0, "hate")):
-        events.append(sse({"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": piece}}))
+        events.append(
+            sse({"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": piece}})
+        )
     return events + stream()[-2:]
 
 
@@ -231,7 +299,7 @@ STREAMS["interleaved blocks"] = interleaved()
 def test_stream_fields_never_leak(stack, name: str) -> None:  # type: ignore[no-untyped-def]
     upstream, front = stack
     upstream.script(STREAMS[name], b"text/event-stream")
-    status, headers, body = raw_http(front.port, "POST", "/v1/messages", json.dumps({**ask("hi"), "stream": True}).encode())
+    status, _, body = raw_http(front.port, "POST", "/v1/messages", json.dumps({**ask("hi"), "stream": True}).encode())
     assert status == 200 and b"zz" not in body, (name, body[-600:])
     assert b'"stop_reason":"refusal"' in body and body.endswith(b'data: {"type":"message_stop"}\n\n')
 
@@ -241,6 +309,8 @@ def test_count_tokens_and_batches_are_inspected_or_refused(stack) -> None:  # ty
     upstream.received.clear()
     status, _, _ = raw_http(front.port, "POST", "/v1/messages/count_tokens", json.dumps(ask(MARK)).encode())
     assert status == 400
-    status, _, _ = raw_http(front.port, "POST", "/v1/messages/batches", json.dumps({"requests": [{"params": ask(MARK)}]}).encode())
+    status, _, _ = raw_http(
+        front.port, "POST", "/v1/messages/batches", json.dumps({"requests": [{"params": ask(MARK)}]}).encode()
+    )
     assert status == 501
     assert upstream.received == []

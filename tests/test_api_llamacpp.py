@@ -15,7 +15,15 @@ from safety_filter.serve.proxy import UpstreamProxy
 from .conftest import RunningServer
 from .test_attack_surface import MARK, ScriptedUpstream, filtered, raw_http
 
-RESULT = {"index": 0, "content": "Happy to help.", "id_slot": 0, "stop": True, "stop_type": "eos", "tokens_predicted": 4, "prompt": "hi"}
+RESULT = {
+    "index": 0,
+    "content": "Happy to help.",
+    "id_slot": 0,
+    "stop": True,
+    "stop_type": "eos",
+    "tokens_predicted": 4,
+    "prompt": "hi",
+}
 # Deliberately unusual spacing: an allowed answer must arrive byte for byte.
 RESULT_BYTES = json.dumps(RESULT, indent=1).encode()
 SPLIT = ("Sure, here it is: zz", "ha", "te and more words.")
@@ -23,7 +31,9 @@ SPLIT = ("Sure, here it is: zz", "ha", "te and more words.")
 
 def events(*pieces: str) -> list[bytes]:
     parts = [{"index": 0, "content": p, "tokens": [1], "stop": False, "id_slot": 0} for p in pieces]
-    parts.append({"index": 0, "content": "", "stop": True, "stop_type": "eos", "id_slot": 0, "timings": {"predicted_n": 3}})
+    parts.append(
+        {"index": 0, "content": "", "stop": True, "stop_type": "eos", "id_slot": 0, "timings": {"predicted_n": 3}}
+    )
     return [f"data: {json.dumps(part)}\n\n".encode() for part in parts]
 
 
@@ -65,10 +75,15 @@ def test_blocked_prompt_is_a_llamacpp_error_and_never_reaches_upstream(stack, up
 
 def test_blocked_result_is_withheld(stack, upstream) -> None:  # type: ignore[no-untyped-def]
     upstream.script([json.dumps({**RESULT, "content": f"ok {MARK}", "tokens": [7, 8]}).encode()])
-    status, headers, body = post(stack, {"prompt": "hi"})
+    _, headers, body = post(stack, {"prompt": "hi"})
     result = json.loads(body)
     assert MARK.encode() not in body and headers["x-safety-filter-action"] == "block"
-    assert (result["content"], result["stop"], result["stop_type"], "tokens" in result) == ("", True, "content_filter", False)
+    assert (result["content"], result["stop"], result["stop_type"], "tokens" in result) == (
+        "",
+        True,
+        "content_filter",
+        False,
+    )
 
 
 def test_a_list_of_results_loses_only_the_blocked_one(stack, upstream) -> None:  # type: ignore[no-untyped-def]
@@ -83,7 +98,11 @@ def test_stream_cut_leaks_no_byte_of_a_marker_split_across_events(stack, upstrea
     upstream.script(events(*SPLIT), b"text/event-stream")
     status, _, body = post(stack, {"prompt": "hi", "input_prefix": "def f():", "stream": True}, route)
     last = json.loads(body.strip().split(b"\n\n")[-1].removeprefix(b"data: "))
-    assert b"zz" not in body and (last["stop"], last["stop_type"], last["content"]) == (True, "content_filter", "")
+    assert (
+        status == 200
+        and b"zz" not in body
+        and (last["stop"], last["stop_type"], last["content"]) == (True, "content_filter", "")
+    )
 
 
 REQUEST_FIELDS: dict[str, dict[str, Any]] = {
@@ -106,7 +125,9 @@ def test_every_request_field_is_inspected(stack, upstream, route: str, name: str
     assert upstream.received == []
 
 
-@pytest.mark.parametrize("body", [{"prompt": [1, 2, 3]}, {"prompt": ["hi", [4, 5]]}, {"prompt": "hi", "grammar": "root ::= x"}])
+@pytest.mark.parametrize(
+    "body", [{"prompt": [1, 2, 3]}, {"prompt": ["hi", [4, 5]]}, {"prompt": "hi", "grammar": "root ::= x"}]
+)
 def test_input_that_cannot_be_read_is_refused(stack, upstream, body: dict[str, Any]) -> None:  # type: ignore[no-untyped-def]
     status, _, answer = post(stack, body)
     assert status == 400 and "cannot" in json.loads(answer)["error"]["message"]

@@ -19,7 +19,14 @@ from .test_attack_surface import MARK, ScriptedUpstream, filtered, raw_http
 
 NDJSON = b"application/x-ndjson"
 STAMP = "2026-01-01T00:00:00Z"
-CHAT = {"model": "m", "created_at": STAMP, "message": {"role": "assistant", "content": "Happy to help."}, "done": True, "done_reason": "stop", "eval_count": 4}
+CHAT = {
+    "model": "m",
+    "created_at": STAMP,
+    "message": {"role": "assistant", "content": "Happy to help."},
+    "done": True,
+    "done_reason": "stop",
+    "eval_count": 4,
+}
 # Deliberately unusual spacing: an allowed answer must arrive byte for byte.
 CHAT_BYTES = json.dumps(CHAT, indent=1).encode()
 SPLIT = ("Sure, here it is: zz", "ha", "te and more words.")
@@ -30,13 +37,28 @@ def lines(*parts: dict[str, Any]) -> list[bytes]:
 
 
 def chat_stream(*pieces: str, field: str = "content") -> list[bytes]:
-    parts = [{"model": "m", "created_at": STAMP, "message": {"role": "assistant", "content": "", field: p}, "done": False} for p in pieces]
-    return lines(*parts, {"model": "m", "created_at": STAMP, "message": {"role": "assistant", "content": ""}, "done": True, "done_reason": "stop"})
+    parts = [
+        {"model": "m", "created_at": STAMP, "message": {"role": "assistant", "content": "", field: p}, "done": False}
+        for p in pieces
+    ]
+    return lines(
+        *parts,
+        {
+            "model": "m",
+            "created_at": STAMP,
+            "message": {"role": "assistant", "content": ""},
+            "done": True,
+            "done_reason": "stop",
+        },
+    )
 
 
 def generate_stream(*pieces: str, field: str = "response") -> list[bytes]:
     parts = [{"model": "m", "created_at": STAMP, "response": "", field: p, "done": False} for p in pieces]
-    return lines(*parts, {"model": "m", "created_at": STAMP, "response": "", "done": True, "done_reason": "stop", "context": [1, 2]})
+    return lines(
+        *parts,
+        {"model": "m", "created_at": STAMP, "response": "", "done": True, "done_reason": "stop", "context": [1, 2]},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -86,14 +108,20 @@ async def test_allowed_chat_arrives_byte_for_byte(env) -> None:  # type: ignore[
 
 def test_allowed_answers_are_byte_for_byte_and_streams_are_the_default(stack, upstream) -> None:  # type: ignore[no-untyped-def]
     _, front = stack
-    status, headers, body = raw_http(front.port, "POST", "/api/chat", json.dumps({"model": "m", "messages": user("hi"), "stream": False}).encode())
+    status, headers, body = raw_http(
+        front.port, "POST", "/api/chat", json.dumps({"model": "m", "messages": user("hi"), "stream": False}).encode()
+    )
     assert (status, body, headers["x-safety-filter-action"]) == (200, CHAT_BYTES, "allow")
     events = chat_stream("Happy ", "to ", "help.")
     upstream.script(events, NDJSON)
-    status, _, body = raw_http(front.port, "POST", "/api/chat", json.dumps({"model": "m", "messages": user("hi")}).encode())
+    status, _, body = raw_http(
+        front.port, "POST", "/api/chat", json.dumps({"model": "m", "messages": user("hi")}).encode()
+    )
     assert body == b"".join(events)
     upstream.script(chat_stream(*SPLIT), NDJSON)  # no "stream" key: Ollama streams, so it is guarded as one
-    status, _, body = raw_http(front.port, "POST", "/api/chat", json.dumps({"model": "m", "messages": user("hi")}).encode())
+    status, _, body = raw_http(
+        front.port, "POST", "/api/chat", json.dumps({"model": "m", "messages": user("hi")}).encode()
+    )
     assert b"zz" not in body and json.loads(body.splitlines()[-1])["done_reason"] == "content_filter"
 
 
@@ -112,7 +140,9 @@ async def test_blocked_prompt_raises_response_error_and_never_reaches_upstream(e
 @pytest.mark.anyio
 async def test_blocked_output_is_withheld_with_a_content_filter_done_reason(env) -> None:  # type: ignore[no-untyped-def]
     upstream, client = env
-    upstream.script([json.dumps({**CHAT, "message": {"role": "assistant", "content": f"ok {MARK}", "thinking": "hmm"}}).encode()])
+    upstream.script(
+        [json.dumps({**CHAT, "message": {"role": "assistant", "content": f"ok {MARK}", "thinking": "hmm"}}).encode()]
+    )
     reply = await client.chat(model="m", messages=user("hello"), stream=False)
     assert reply.message.content == "" and reply.message.thinking is None
     assert reply.done and reply.done_reason == "content_filter"
@@ -133,23 +163,51 @@ async def test_generate_streamed_and_not(env) -> None:  # type: ignore[no-untype
     upstream.script(generate_stream(*SPLIT), NDJSON)
     parts = [part async for part in await client.generate(model="m", prompt="hello", stream=True)]
     assert "zz" not in "".join(p.response or "" for p in parts) and parts[-1].done_reason == "content_filter"
-    upstream.script([json.dumps({"model": "m", "created_at": STAMP, "response": f"a {MARK}", "done": True, "context": [5, 6]}).encode()])
+    upstream.script(
+        [
+            json.dumps(
+                {"model": "m", "created_at": STAMP, "response": f"a {MARK}", "done": True, "context": [5, 6]}
+            ).encode()
+        ]
+    )
     reply = await client.generate(model="m", prompt="hello", stream=False)
     assert reply.response == "" and reply.context is None and reply.done_reason == "content_filter"
 
 
 # -- every field, through serve on uvicorn ----------------------------------------------------
 
-TOOL = {"type": "function", "function": {"name": "lookup", "description": "Looks up.", "parameters": {"type": "object", "properties": {"q": {"type": "string"}}}}}
+TOOL = {
+    "type": "function",
+    "function": {
+        "name": "lookup",
+        "description": "Looks up.",
+        "parameters": {"type": "object", "properties": {"q": {"type": "string"}}},
+    },
+}
 CHAT_FIELDS: dict[str, dict[str, Any]] = {
     "content": {"messages": user(MARK)},
     "system message": {"messages": [{"role": "system", "content": MARK}, *user("hi")]},
     "assistant history": {"messages": [*user("hi"), {"role": "assistant", "content": MARK}, *user("go on")]},
-    "tool_calls": {"messages": [{"role": "assistant", "content": "", "tool_calls": [{"function": {"name": "lookup", "arguments": {"q": MARK}}}]}, *user("go on")]},
+    "tool_calls": {
+        "messages": [
+            {
+                "role": "assistant",
+                "content": "",
+                "tool_calls": [{"function": {"name": "lookup", "arguments": {"q": MARK}}}],
+            },
+            *user("go on"),
+        ]
+    },
     "tool result": {"messages": [{"role": "tool", "content": MARK, "tool_name": "lookup"}]},
     "thinking": {"messages": [{"role": "assistant", "content": "ok", "thinking": MARK}, *user("go on")]},
-    "tool description": {"messages": user("hi"), "tools": [{**TOOL, "function": {**TOOL["function"], "description": MARK}}]},
-    "tool schema property name": {"messages": user("hi"), "tools": [{**TOOL, "function": {**TOOL["function"], "parameters": {"properties": {MARK: {}}}}}]},
+    "tool description": {
+        "messages": user("hi"),
+        "tools": [{**TOOL, "function": {**TOOL["function"], "description": MARK}}],
+    },
+    "tool schema property name": {
+        "messages": user("hi"),
+        "tools": [{**TOOL, "function": {**TOOL["function"], "parameters": {"properties": {MARK: {}}}}}],
+    },
     "format schema": {"messages": user("hi"), "format": {"type": "object", "properties": {MARK: {"type": "string"}}}},
 }
 GENERATE_FIELDS: dict[str, dict[str, Any]] = {
@@ -160,8 +218,11 @@ GENERATE_FIELDS: dict[str, dict[str, Any]] = {
 }
 
 
-@pytest.mark.parametrize(("route", "fields"), [("/api/chat", f) for f in CHAT_FIELDS.values()] + [("/api/generate", f) for f in GENERATE_FIELDS.values()],
-                         ids=[f"chat {n}" for n in CHAT_FIELDS] + [f"generate {n}" for n in GENERATE_FIELDS])
+@pytest.mark.parametrize(
+    ("route", "fields"),
+    [("/api/chat", f) for f in CHAT_FIELDS.values()] + [("/api/generate", f) for f in GENERATE_FIELDS.values()],
+    ids=[f"chat {n}" for n in CHAT_FIELDS] + [f"generate {n}" for n in GENERATE_FIELDS],
+)
 def test_every_request_field_is_inspected(stack, upstream, route: str, fields: dict[str, Any]) -> None:  # type: ignore[no-untyped-def]
     _, front = stack
     status, _, body = raw_http(front.port, "POST", route, json.dumps({"model": "m", **fields}).encode())
@@ -173,7 +234,12 @@ def test_every_request_field_is_inspected(stack, upstream, route: str, fields: d
 def test_unreadable_model_input_is_refused_unless_passed(stack, upstream, field: str) -> None:  # type: ignore[no-untyped-def]
     _, front = stack
     value = "{{ .Prompt }}" if field == "template" else [1, 2, 3]
-    status, _, body = raw_http(front.port, "POST", "/api/generate", json.dumps({"model": "m", "prompt": "hi", field: value, "stream": False}).encode())
+    status, _, body = raw_http(
+        front.port,
+        "POST",
+        "/api/generate",
+        json.dumps({"model": "m", "prompt": "hi", field: value, "stream": False}).encode(),
+    )
     assert status == 400 and field in json.loads(body)["error"]
     assert upstream.received == []
     passing = filtered(ScriptedUpstream(), passthrough_fields=[field])
@@ -181,7 +247,9 @@ def test_unreadable_model_input_is_refused_unless_passed(stack, upstream, field:
 
     async def call() -> int:
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            answer = await client.post("/api/generate", json={"model": "m", "prompt": "hi", field: value, "stream": False})
+            answer = await client.post(
+                "/api/generate", json={"model": "m", "prompt": "hi", field: value, "stream": False}
+            )
             return answer.status_code
 
     import anyio
@@ -192,7 +260,11 @@ def test_unreadable_model_input_is_refused_unless_passed(stack, upstream, field:
 def test_images_are_media_not_text(stack, upstream) -> None:  # type: ignore[no-untyped-def]
     _, front = stack
     image = "iVBORw0KGgo" + "A1b2" * 200
-    request = {"model": "m", "messages": [{"role": "user", "content": "what is this?", "images": [image]}], "stream": False}
+    request = {
+        "model": "m",
+        "messages": [{"role": "user", "content": "what is this?", "images": [image]}],
+        "stream": False,
+    }
     status, _, body = raw_http(front.port, "POST", "/api/chat", json.dumps(request).encode())
     assert status == 200 and body == CHAT_BYTES
     assert image.encode() in upstream.received[0][2]
@@ -201,7 +273,17 @@ def test_images_are_media_not_text(stack, upstream) -> None:  # type: ignore[no-
 RESPONSES: dict[str, tuple[str, dict[str, Any]]] = {
     "chat content": ("/api/chat", {**CHAT, "message": {"role": "assistant", "content": MARK}}),
     "chat thinking": ("/api/chat", {**CHAT, "message": {"role": "assistant", "content": "ok", "thinking": MARK}}),
-    "chat tool_calls": ("/api/chat", {**CHAT, "message": {"role": "assistant", "content": "", "tool_calls": [{"function": {"name": "f", "arguments": {"q": MARK}}}]}}),
+    "chat tool_calls": (
+        "/api/chat",
+        {
+            **CHAT,
+            "message": {
+                "role": "assistant",
+                "content": "",
+                "tool_calls": [{"function": {"name": "f", "arguments": {"q": MARK}}}],
+            },
+        },
+    ),
     "generate response": ("/api/generate", {"model": "m", "response": MARK, "done": True}),
     "generate thinking": ("/api/generate", {"model": "m", "response": "ok", "thinking": MARK, "done": True}),
 }
@@ -222,7 +304,10 @@ STREAMS = {
     "chat thinking": ("/api/chat", chat_stream(*SPLIT, field="thinking")),
     "generate response": ("/api/generate", generate_stream(*SPLIT)),
     "generate thinking": ("/api/generate", generate_stream(*SPLIT, field="thinking")),
-    "lines split mid-JSON": ("/api/chat", [b"".join(chat_stream(*SPLIT))[i : i + 7] for i in range(0, len(b"".join(chat_stream(*SPLIT))), 7)]),
+    "lines split mid-JSON": (
+        "/api/chat",
+        [b"".join(chat_stream(*SPLIT))[i : i + 7] for i in range(0, len(b"".join(chat_stream(*SPLIT))), 7)],
+    ),
 }
 
 
@@ -234,4 +319,7 @@ def test_stream_fields_never_leak(stack, upstream, name: str) -> None:  # type: 
     body = {"model": "m", **({"messages": user("hi")} if route == "/api/chat" else {"prompt": "hi"})}
     status, _, answer = raw_http(front.port, "POST", route, json.dumps(body).encode())
     last = json.loads(answer.splitlines()[-1])
-    assert b"zz" not in answer and last["done"] is True and last["done_reason"] == "content_filter", (name, answer)
+    assert status == 200 and b"zz" not in answer and last["done"] is True and last["done_reason"] == "content_filter", (
+        name,
+        answer,
+    )

@@ -13,7 +13,15 @@ from safety_filter.api.openai import OpenAIChat, OpenAICompletions
 
 __all__ = ["ADAPTERS", "Adapter", "Channel", "OutputText", "adapter_for", "unsupported_route"]
 
-ADAPTERS: tuple[Adapter, ...] = (OpenAIChat(), OpenAICompletions(), AnthropicMessages(), OllamaChat(), OllamaGenerate(), LlamaCppCompletion())
+# The two OpenAI adapters stay first: `adapter_for` reads the policy's extra routes with them.
+ADAPTERS: tuple[Adapter, ...] = (
+    OpenAIChat(),
+    OpenAICompletions(),
+    AnthropicMessages(),
+    OllamaChat(),
+    OllamaGenerate(),
+    LlamaCppCompletion(),
+)
 
 # APIs that carry prompts and completions but have no adapter yet: refused, never passed unread.
 UNSUPPORTED_ROUTES = tuple(

@@ -19,7 +19,13 @@ from safety_filter.errors import ShapeError
 from safety_filter.findings import Verdict
 
 # Anthropic's error types for the statuses the filter answers with.
-_ERROR_TYPES = {400: "invalid_request_error", 404: "not_found_error", 413: "request_too_large", 499: "invalid_request_error", 503: "overloaded_error"}
+_ERROR_TYPES = {
+    400: "invalid_request_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    499: "invalid_request_error",
+    503: "overloaded_error",
+}
 # Blocks whose `input` is a JSON object the model wrote or reads: its property names count too.
 _TOOL_INPUT = "input"
 
@@ -30,7 +36,11 @@ def _sse(event: str, payload: dict[str, Any]) -> bytes:
 
 def _refusal_details(verdict: Verdict) -> dict[str, Any]:
     categories = ", ".join(verdict.filtered_categories()) or "policy"
-    return {"type": "refusal", "category": None, "explanation": f"The output was filtered by safety-filter's content management policy ({categories})."}
+    return {
+        "type": "refusal",
+        "category": None,
+        "explanation": f"The output was filtered by safety-filter's content management policy ({categories}).",
+    }
 
 
 def _blocks_text(blocks: Any) -> str:
@@ -70,9 +80,18 @@ class AnthropicMessages(Adapter):
             if not isinstance(message, dict):
                 raise ShapeError(f"messages[{position}] must be an object")
             content = message.get("content")
-            if not isinstance(content, str | list) or (isinstance(content, list) and not all(isinstance(b, dict) for b in content)):
+            if not isinstance(content, str | list) or (
+                isinstance(content, list) and not all(isinstance(b, dict) for b in content)
+            ):
                 raise ShapeError(f"messages[{position}].content must be a string or a list of content blocks")
-            text = "\n".join(t for t in [_blocks_text(content), *(joined(v) for k, v in message.items() if k != "content" and k not in CONTROL_KEYS)] if t)
+            text = "\n".join(
+                t
+                for t in [
+                    _blocks_text(content),
+                    *(joined(v) for k, v in message.items() if k != "content" and k not in CONTROL_KEYS),
+                ]
+                if t
+            )
             texts.append(text)
             contents.append(text)
         texts.extend(consecutive(contents))
@@ -93,7 +112,9 @@ class AnthropicMessages(Adapter):
         rest = {key: value for key, value in body.items() if key != "content"}
         return [OutputText(0, 0, _blocks_text(body["content"]))], joined(rest)
 
-    def withhold(self, body: dict[str, Any], verdicts: Mapping[int, Verdict], prompt: Verdict | None, *, annotate: bool) -> dict[str, Any]:
+    def withhold(
+        self, body: dict[str, Any], verdicts: Mapping[int, Verdict], prompt: Verdict | None, *, annotate: bool
+    ) -> dict[str, Any]:
         verdict = verdicts.get(0)
         if verdict is not None and verdict.blocked:
             body["content"] = []
@@ -133,15 +154,21 @@ class AnthropicMessages(Adapter):
         out.extend(((index, path), text) for path, text in leaves(rest, kind))
         return out
 
-    def error(self, status: int, message: str, code: str, *, error_type: str = "invalid_request_error") -> dict[str, Any]:
+    def error(
+        self, status: int, message: str, code: str, *, error_type: str = "invalid_request_error"
+    ) -> dict[str, Any]:
         kind = _ERROR_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
         return {"type": "error", "error": {"type": kind, "message": message}}
 
     def prompt_blocked(self, verdict: Verdict) -> tuple[int, dict[str, Any]]:
         categories = ", ".join(verdict.filtered_categories()) or "policy"
-        message = f"The prompt was filtered by safety-filter's content management policy ({categories}). Please modify your prompt and retry."
+        message = (
+            f"The prompt was filtered by safety-filter's content management policy ({categories}); modify it and retry."
+        )
         return 400, self.error(400, message, "content_filter")
 
     def stream_blocked(self, verdict: Verdict, index: int, last_event: Mapping[str, Any]) -> bytes:
         delta = {"stop_reason": "refusal", "stop_sequence": None, "stop_details": _refusal_details(verdict)}
-        return _sse("message_delta", {"type": "message_delta", "delta": delta, "usage": {"output_tokens": 0}}) + _sse("message_stop", {"type": "message_stop"})
+        return _sse("message_delta", {"type": "message_delta", "delta": delta, "usage": {"output_tokens": 0}}) + _sse(
+            "message_stop", {"type": "message_stop"}
+        )

@@ -20,7 +20,12 @@ from safety_filter.findings import Verdict
 
 # Fields of a result that carry the generated text (tokens repeat it as ids or strings).
 _OUTPUT_FIELDS = ("content", "tokens", "completion_probabilities", "probs")
-_ERROR_TYPES = {400: "invalid_request_error", 404: "not_found_error", 501: "not_supported_error", 503: "unavailable_error"}
+_ERROR_TYPES = {
+    400: "invalid_request_error",
+    404: "not_found_error",
+    501: "not_supported_error",
+    503: "unavailable_error",
+}
 
 
 def _prompt_texts(prompt: Any) -> list[str]:
@@ -93,16 +98,28 @@ class LlamaCppCompletion(Adapter):
         index = index if isinstance(index, int) and not isinstance(index, bool) else 0
         return [((index, path), text) for path, text in leaves(event, "")]
 
-    def error(self, status: int, message: str, code: str, *, error_type: str = "invalid_request_error") -> dict[str, Any]:
+    def error(
+        self, status: int, message: str, code: str, *, error_type: str = "invalid_request_error"
+    ) -> dict[str, Any]:
         kind = _ERROR_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
         return {"error": {"code": status, "message": message, "type": kind}}
 
     def prompt_blocked(self, verdict: Verdict) -> tuple[int, dict[str, Any]]:
         categories = ", ".join(verdict.filtered_categories()) or "policy"
-        return 400, self.error(400, f"The prompt was filtered by safety-filter's content management policy ({categories}).", "content_filter")
+        return 400, self.error(
+            400,
+            f"The prompt was filtered by safety-filter's content management policy ({categories}).",
+            "content_filter",
+        )
 
     def stream_blocked(self, verdict: Verdict, index: int, last_event: Mapping[str, Any]) -> bytes:
-        final = {"index": index, "content": "", "stop": True, "stop_type": "content_filter", "content_filter_results": content_filter_results(verdict)}
+        final = {
+            "index": index,
+            "content": "",
+            "stop": True,
+            "stop_type": "content_filter",
+            "content_filter_results": content_filter_results(verdict),
+        }
         if "id_slot" in last_event:
             final["id_slot"] = last_event["id_slot"]
         return f"data: {json.dumps(final, ensure_ascii=False, separators=(',', ':'))}\n\n".encode()

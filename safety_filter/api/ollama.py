@@ -58,7 +58,11 @@ class _Ollama(Adapter):
     def _other(self, body: dict[str, Any], done: tuple[str, ...]) -> list[str]:
         """Every other field, one text each; a control key's object (a `format` schema) too."""
         skipped = (*done, *UNREADABLE, *_SKIPPED)
-        items = [(k, v) for k, v in body.items() if k not in skipped and not (k in CONTROL_KEYS and not isinstance(v, dict | list))]
+        items = [
+            (k, v)
+            for k, v in body.items()
+            if k not in skipped and not (k in CONTROL_KEYS and not isinstance(v, dict | list))
+        ]
         return [_text(_without_media(v)) for _, v in items]
 
     def response_texts(self, body: Any) -> tuple[list[OutputText], str]:
@@ -68,7 +72,9 @@ class _Ollama(Adapter):
         rest = {key: value for key, value in body.items() if key not in output}
         return [OutputText(0, 0, _text(_without_media(output)))], joined(rest)
 
-    def withhold(self, body: dict[str, Any], verdicts: Mapping[int, Verdict], prompt: Verdict | None, *, annotate: bool) -> dict[str, Any]:
+    def withhold(
+        self, body: dict[str, Any], verdicts: Mapping[int, Verdict], prompt: Verdict | None, *, annotate: bool
+    ) -> dict[str, Any]:
         verdict = verdicts.get(0)
         if verdict is not None and verdict.blocked:
             for key in ("thinking", "logprobs", "context"):  # `context` holds the output's tokens
@@ -86,15 +92,27 @@ class _Ollama(Adapter):
             raise ShapeError("an Ollama stream line must be a JSON object")
         return [((0, path), text) for path, text in leaves(_without_media(event), "")]
 
-    def error(self, status: int, message: str, code: str, *, error_type: str = "invalid_request_error") -> dict[str, Any]:
+    def error(
+        self, status: int, message: str, code: str, *, error_type: str = "invalid_request_error"
+    ) -> dict[str, Any]:
         return {"error": message}
 
     def prompt_blocked(self, verdict: Verdict) -> tuple[int, dict[str, Any]]:
         categories = ", ".join(verdict.filtered_categories()) or "policy"
-        return 400, self.error(400, f"the prompt was filtered by safety-filter's content management policy ({categories})", "content_filter")
+        return 400, self.error(
+            400,
+            f"the prompt was filtered by safety-filter's content management policy ({categories})",
+            "content_filter",
+        )
 
     def stream_blocked(self, verdict: Verdict, index: int, last_event: Mapping[str, Any]) -> bytes:
-        line = {"model": last_event.get("model", ""), "created_at": last_event.get("created_at", ""), **self._empty(), "done": True, "done_reason": "content_filter"}
+        line = {
+            "model": last_event.get("model", ""),
+            "created_at": last_event.get("created_at", ""),
+            **self._empty(),
+            "done": True,
+            "done_reason": "content_filter",
+        }
         return json.dumps(line, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
 
     def _empty(self) -> dict[str, Any]:
@@ -117,7 +135,11 @@ class OllamaChat(_Ollama):
         for position, message in enumerate(messages):
             if not isinstance(message, dict) or not isinstance(message.get("content", ""), str):
                 raise ShapeError(f"messages[{position}] must be an object whose content is a string")
-            contents.append("\n".join(t for t in (_text(v) for k, v in _without_media(message).items() if k not in CONTROL_KEYS) if t))
+            contents.append(
+                "\n".join(
+                    t for t in (_text(v) for k, v in _without_media(message).items() if k not in CONTROL_KEYS) if t
+                )
+            )
         return [t for t in contents + consecutive(contents) + self._other(body, ("messages",)) if t]
 
     def _empty(self) -> dict[str, Any]:
