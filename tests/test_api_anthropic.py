@@ -314,3 +314,17 @@ def test_count_tokens_and_batches_are_inspected_or_refused(stack) -> None:  # ty
     )
     assert status == 501
     assert upstream.received == []
+
+
+@pytest.mark.anyio
+async def test_annotations_ride_along_and_the_client_still_parses() -> None:
+    upstream = ScriptedUpstream()
+    upstream.script([MESSAGE_BYTES])
+    transport = httpx2.ASGITransport(app=filtered(upstream, annotations="always"))
+    http = httpx2.AsyncClient(transport=transport)
+    async with anthropic.AsyncAnthropic(api_key="k", base_url="http://test", max_retries=0, http_client=http) as client:
+        raw = await client.messages.with_raw_response.create(**ask("hello"))
+        message = await raw.parse()
+    body = json.loads(raw.http_response.content)
+    assert raw.headers["x-safety-filter-action"] == "annotate" and message.content[0].text == "Happy to help."
+    assert body["content_filter_results"]["hate"]["filtered"] is False and "prompt_filter_results" in body

@@ -323,3 +323,16 @@ def test_stream_fields_never_leak(stack, upstream, name: str) -> None:  # type: 
         name,
         answer,
     )
+
+
+@pytest.mark.anyio
+async def test_annotations_ride_along_and_the_client_still_parses() -> None:
+    upstream = ScriptedUpstream()
+    upstream.script([CHAT_BYTES])
+    transport = httpx.ASGITransport(app=filtered(upstream, annotations="always"))
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        answer = await http.post("/api/chat", json={"model": "m", "messages": user("hi"), "stream": False})
+    body = answer.json()
+    assert answer.headers["x-safety-filter-action"] == "annotate"
+    assert body["content_filter_results"]["hate"]["filtered"] is False and "prompt_filter_results" in body
+    assert ollama.ChatResponse(**body).message.content == "Happy to help."
