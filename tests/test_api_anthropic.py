@@ -328,3 +328,14 @@ async def test_annotations_ride_along_and_the_client_still_parses() -> None:
     body = json.loads(raw.http_response.content)
     assert raw.headers["x-safety-filter-action"] == "annotate" and message.content[0].text == "Happy to help."
     assert body["content_filter_results"]["hate"]["filtered"] is False and "prompt_filter_results" in body
+
+
+@pytest.mark.anyio
+async def test_a_prompt_that_cannot_be_inspected_is_an_anthropic_server_error() -> None:
+    upstream = ScriptedUpstream()
+    http = httpx2.AsyncClient(transport=httpx2.ASGITransport(app=filtered(upstream, fail_mode="closed")))
+    async with anthropic.AsyncAnthropic(api_key="k", base_url="http://test", max_retries=0, http_client=http) as client:
+        with pytest.raises(anthropic.InternalServerError) as caught:
+            await client.messages.create(**ask("zzboom"))
+    assert caught.value.status_code == 503 and caught.value.body["error"]["type"] == "overloaded_error"
+    assert upstream.received == []
