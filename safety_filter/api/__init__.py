@@ -5,24 +5,34 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from safety_filter.api.anthropic import AnthropicMessages
 from safety_filter.api.base import Adapter, Channel, OutputText
+from safety_filter.api.llamacpp import LlamaCppCompletion
+from safety_filter.api.ollama import OllamaChat, OllamaGenerate
 from safety_filter.api.openai import OpenAIChat, OpenAICompletions
 from safety_filter.api.responses import OpenAIResponses
 
 __all__ = ["ADAPTERS", "Adapter", "Channel", "OutputText", "adapter_for", "unsupported_route"]
 
-ADAPTERS: tuple[Adapter, ...] = (OpenAIChat(), OpenAICompletions(), OpenAIResponses())
+# The two OpenAI adapters stay first: `adapter_for` reads the policy's extra routes with them.
+ADAPTERS: tuple[Adapter, ...] = (
+    OpenAIChat(),
+    OpenAICompletions(),
+    AnthropicMessages(),
+    OllamaChat(),
+    OllamaGenerate(),
+    LlamaCppCompletion(),
+    OpenAIResponses(),
+)
 
 # APIs that carry prompts and completions but have no adapter yet: refused, never passed unread.
 UNSUPPORTED_ROUTES = tuple(
     re.compile(pattern, re.IGNORECASE)
     for pattern in (
-        # Responses' other routes (compact, input_tokens, cancel...): only creation is inspected.
+        # Responses' other routes (compact, input_tokens, cancel, stored responses): only creation is inspected.
         r"(?:/openai)?(?:/v1)?/responses/.+",
         r"/openai/deployments/[^/]+/responses/.+",
-        r"(?:/v1)?/messages(?:/.*)?",
-        r"/api/(?:chat|generate)/?",
-        r"/(?:completion|infill)/?",
+        r"(?:/v1)?/messages/.+",  # message batches (count_tokens has an adapter)
         r"(?:/v1)?/(?:threads|assistants|realtime|batches)(?:/.*)?",
     )
 )
