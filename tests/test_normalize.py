@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from safety_filter.normalize import (
+from safety_filter.text.normalize import (
     normalize,
     normalize_term,
     normalize_term_runs,
