@@ -13,6 +13,8 @@ from safety_filter.findings import Verdict
 VERDICTS = Counter("safety_filter_verdicts", "Verdicts by role and action", ["role", "action"])
 FILTERED = Counter("safety_filter_filtered", "Filtered categories by role", ["role", "category"])
 UNINSPECTABLE = Counter("safety_filter_uninspectable", "Texts that could not be inspected (fail mode applied)", ["role"])
+DETECTOR_ERRORS = Counter("safety_filter_detector_errors", "Detector parts that failed (the fail mode applied)",
+                          ["detector", "part"])
 DETECTION_SECONDS = Histogram(
     "safety_filter_detection_seconds",
     "Time to run all detectors over one batch",

@@ -52,8 +52,8 @@ def build() -> dict[str, str]:
             previous = table.get(ch)
             same_case = key.isupper() == ch.isupper() if key.isalpha() else False
             if previous is None or (same_case and previous.isupper() != key.isupper()):
-                # TR39's prototype for I, l, 1 and | is "l"; an uppercase look-alike reads as "I"
-                table[ch] = "I" if key == "l" and ch.isupper() else key
+                # TR39's prototype for I, l, 1 and | is "l"; a capital or caseless look-alike reads "I"
+                table[ch] = "I" if key == "l" and not ch.islower() else key
     for ch, key in list(table.items()):  # lowercase forms of listed capitals: Cyrillic н, к, т
         low = ch.lower()
         if key.isalpha() and len(low) == 1 and low != ch and low not in table and _keep(low):

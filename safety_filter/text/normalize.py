@@ -434,10 +434,10 @@ def _leet_pass(s: str) -> str:
     return "".join(out)
 
 
-def _gap_ops(run: str) -> list[tuple[int, int, str]]:
+def _gap_ops(run: str, sep_re: re.Pattern[str] = _SEP_RE) -> list[tuple[int, int, str]]:
     """How to rewrite the gaps of a spaced-letter run: the usual gap joins letters, a longer or
     different one separates words ("k i l l  a l l" -> "kill all", "n-a-z-i s-c-u-m" too)."""
-    gaps = [(m.start(), m.end(), m.group()) for m in _SEP_RE.finditer(run)]
+    gaps = [(m.start(), m.end(), m.group()) for m in sep_re.finditer(run)]
     seen = [g for _, _, g in gaps]
     usual = max(set(seen), key=lambda g: (seen.count(g), -len(g)))
     return [(a, b, "" if g == usual else " ") for a, b, g in gaps]

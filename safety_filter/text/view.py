@@ -1,0 +1,156 @@
+# ruff: noqa: RUF001  (typographic apostrophes are the point here)
+"""The model view: the text a classifier or NER model reads, with its evasions undone.
+
+`model_view(text)` keeps what a model needs to read natural text (case, accents, word spacing,
+punctuation, emoji) and undoes what only hides words from it: HTML entities are decoded, tag
+characters decoded to the ASCII they hide, invisible characters (zero-width, soft hyphen, bidi
+controls, NUL...) dropped, stacked combining marks dropped (an accent that composes with its
+letter is kept: ``e`` + U+0301 reads ``é``), look-alikes folded to the Latin letter they imitate
+(TR39 data, case kept), letters spaced out or interleaved with emoji joined into words (``k i l
+l  a l l`` -> ``kill all``), and leetspeak read inside words (``k1ll`` -> ``kill``, but ``mp3``
+and ``4chan`` stay). The result is a `Normalized`, so spans found on the view map back to the
+original with `original_span`.
+
+`lower_fold(text)` is the length-preserving lowercase, accent-free form pattern lists are
+written against (the NCII signals), applied to the view.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from bisect import bisect_right
+
+from safety_filter.text.confusables import confusables
+from safety_filter.text.normalize import (
+    TAG_FIRST,
+    TAG_LAST,
+    Normalized,
+    _gap_ops,
+    decode_entities_with_offsets,
+    is_invisible,
+    is_pictograph,
+    rewrite,
+)
+
+__all__ = ["lower_fold", "model_view", "view_index"]
+
+_PLAIN_RE = re.compile(r"[^\t-\r\x20-\x7e]|&")
+_W = r"(?:[^\W_]|[@$!|])"
+_SEP = r"[\s._\-*·•~]"
+_SEP_RE = re.compile(rf"{_SEP}+")
+_SPACED_RE = re.compile(rf"(?<!{_W}){_W}(?:{_SEP}{{1,3}}{_W}(?!{_W})){{2,}}")
+_LEET_VIEW = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "9": "g", "@": "a",
+                            "$": "s", "!": "i", "|": "l"})
+# a word with a leet character between two letters: k1ll, n4z1, j3w5 (not mp3, 4chan, h264)
+_LEET_WORD_RE = re.compile(r"(?<![\w@$!|])[\w@$!|]*[^\W\d_][013457@$!|9]+[^\W\d_][\w@$!|]*")
+
+
+def _view_char(ch: str) -> str:
+    """One character of the view: '' (invisible), a Latin stand-in, or itself."""
+    cp = ord(ch)
+    if TAG_FIRST <= cp <= TAG_LAST:
+        return chr(cp - 0xE0000)
+    if is_invisible(ch):
+        return ""
+    mapped = confusables().get(ch)
+    if mapped is not None:
+        return mapped
+    compat = unicodedata.normalize("NFKC", ch)
+    if compat != ch and compat.isascii() and compat.isalnum():  # fullwidth, mathematical, circled
+        return compat
+    return ch
+
+
+def _fold_view(text: str) -> tuple[str, list[int], list[int]]:
+    out: list[str] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    for i, ch in enumerate(text):
+        if ch.isascii():
+            if ch.isprintable() or ch.isspace():
+                out.append(ch)
+                starts.append(i)
+                ends.append(i + 1)
+            elif ends:
+                ends[-1] = i + 1
+            continue
+        if unicodedata.category(ch) in ("Mn", "Me") and out:
+            composed = unicodedata.normalize("NFC", out[-1] + ch)
+            if len(composed) == 1:  # an accent on its letter
+                out[-1] = composed
+            ends[-1] = i + 1  # otherwise a stacked mark (zalgo, strike-through): dropped
+            continue
+        piece = _view_char(ch)
+        if not piece:
+            if ends:
+                ends[-1] = i + 1
+            continue
+        for c in piece:
+            out.append(c)
+            starts.append(i)
+            ends.append(i + 1)
+    return "".join(out), starts, ends
+
+
+def _pictograph_ops(s: str) -> list[tuple[int, int, str]]:
+    """Emoji between two letters read as a space ("k🔥i🔥l🔥l" is spaced letters)."""
+    return [(i, i + 1, " ") for i in range(1, len(s) - 1)
+            if is_pictograph(s[i]) and s[i - 1].isalpha() and s[i + 1].isalpha()]
+
+
+def model_view(text: str) -> Normalized:
+    """The view of `text` a model reads (see the module docstring), mapped back to `text`."""
+    n = len(text)
+    if _PLAIN_RE.search(text) is None and not _SPACED_RE.search(text) and not _LEET_WORD_RE.search(text):
+        return Normalized(text, text, list(range(n)), list(range(1, n + 1)), {})
+    if "&" in text:
+        decoded, d_starts, d_ends = decode_entities_with_offsets(text)
+        s, starts, ends = _fold_view(decoded)
+        starts, ends = [d_starts[i] for i in starts], [d_ends[e - 1] for e in ends]
+    else:
+        s, starts, ends = _fold_view(text)
+    s, starts, ends = rewrite(s, starts, ends, _pictograph_ops(s))
+    if len(s) >= 5:
+        ops: list[tuple[int, int, str]] = []
+        for m in _SPACED_RE.finditer(s):
+            base = m.start()
+            ops.extend((base + a, base + b, repl) for a, b, repl in _gap_ops(m.group(), _SEP_RE))
+        s, starts, ends = rewrite(s, starts, ends, ops)
+    s = _LEET_WORD_RE.sub(lambda m: m.group().translate(_LEET_VIEW), s)  # 1:1, offsets unchanged
+    return Normalized(text, s, starts, ends, {})
+
+
+def view_index(view: Normalized, position: int) -> int:
+    """The index in `view.text` of the character that covers `position` of the original."""
+    return max(0, bisect_right(view.starts, position) - 1)
+
+
+_FOLD_EXTRA = {"œ": "o", "Œ": "o", "æ": "a", "Æ": "a", "’": "'", "‘": "'", "ʼ": "'", "`": "'",
+               "‐": "-", "‑": "-", "–": "-", "—": "-", "ß": "s"}
+_lower_cache: dict[str, str] = {}
+
+
+def _lower_char(ch: str) -> str:
+    out = _lower_cache.get(ch)
+    if out is None:
+        if ch in _FOLD_EXTRA:
+            out = _FOLD_EXTRA[ch]
+        else:
+            base = unicodedata.normalize("NFKD", ch)
+            base = "".join(c for c in base if not unicodedata.combining(c)) or ch
+            low = base.lower()
+            out = low[0] if low else ch
+        if len(_lower_cache) < 100_000:
+            _lower_cache[ch] = out
+    return out
+
+
+def lower_fold(text: str) -> str:
+    """Lower case, accents stripped, one character out per character in (spans stay valid).
+
+    ("œ" folds to "o", so patterns are written ``s(?:oe|o)ur``.)
+    """
+    if text.isascii():
+        return text.lower()
+    return "".join(_lower_char(c) for c in text)
