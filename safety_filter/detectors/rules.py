@@ -616,9 +616,15 @@ class CompiledRules:
         blocks: list[tuple[Entry, tuple[int, int], tuple[int, int]]] = []
         allows: list[tuple[Entry, tuple[int, int]]] = []
         triggered = self._scan_terms(n, blocks, allows)
-        if has_joiners(text):  # "ki-ll", "ki.ll": the fused view, terms only
-            self._scan_terms(normalize(text, fuse=True), blocks, allows)
-        self._run_regexes(text, n, triggered, blocks, allows)
+        self._run_regexes(text, n, triggered, blocks, allows, original=True)
+        if has_joiners(text):  # "ki-ll", "ki.ll": the fused view too, allow exceptions included
+            fused = normalize(text, fuse=True)
+            extra: list[tuple[Entry, tuple[int, int], tuple[int, int]]] = []
+            self._run_regexes(text, fused, self._scan_terms(fused, extra, allows), extra, allows, original=False)
+            # a spelling both views read is one match, not two findings that add up
+            seen = [(e.category, o) for e, _, o in blocks]
+            blocks += [b for b in extra if not any(c == b[0].category and o[0] < b[2][1] and b[2][0] < o[1]
+                                                   for c, o in seen)]
         return self._resolve(text, blocks, allows, include_allowed)
 
     def _scan_terms(self, n: Normalized, blocks: list[tuple[Entry, tuple[int, int], tuple[int, int]]],
@@ -650,11 +656,14 @@ class CompiledRules:
 
     def _run_regexes(self, text: str, n: Normalized, triggered: set[int],
                      blocks: list[tuple[Entry, tuple[int, int], tuple[int, int]]],
-                     allows: list[tuple[Entry, tuple[int, int]]]) -> None:
+                     allows: list[tuple[Entry, tuple[int, int]]], *, original: bool) -> None:
+        """Regex entries on one view (`original`: also those that read the original text)."""
         s = n.text
         to_run = self.always_regexes if not triggered else \
             [e for e in self.regexes if not e.triggers or id(e) in triggered]
         for entry in to_run:
+            if entry.on != "normalized" and not original:
+                continue
             target = s if entry.on == "normalized" else text
             # bounds exponential blow-ups; grows with the text so a linear scan of a long text is not cut
             timeout = self.regex_timeout * max(1.0, len(target) / 100_000)
@@ -663,8 +672,8 @@ class CompiledRules:
                     if m.end() == m.start():
                         continue
                     if entry.on == "normalized":
-                        nspan = m.span()
-                        ospan = n.original_span(*nspan)
+                        nspan = m.span() if not n.fuse else (-1, -1)
+                        ospan = n.original_span(*m.span())
                     else:
                         ospan = m.span()
                         nspan = (-1, -1)

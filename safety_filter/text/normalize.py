@@ -16,9 +16,9 @@ Stages, each a single pass driven by tables or one pre-compiled regex (never one
    (NFKD then combining marks dropped; ``œ``, ``æ``, ``ø``, ``ł``... mapped explicitly), tag
    characters decoded to the ASCII they hide, invisible characters dropped (format characters
    such as zero-width space/joiner, soft hyphen, bidi controls, variation selectors; NUL and
-   other controls; Hangul fillers, braille blank), emoji read as a space.
+   other controls; Hangul fillers, braille blank) and emoji dropped (``k🔥i🔥l🔥l`` is ``kill``).
 2. **join spaced letters**: three or more single word characters separated by one to three of
-   whitespace or `` .-_*·•~`` (``n a z i``, ``n.a.z.i``, ``n-4-z-1``, ``k🔥i🔥l🔥l``) become one
+   whitespace or `` .-_*·•~`` (``n a z i``, ``n.a.z.i``, ``n-4-z-1``, ``k\ni\nl\nl``) become one
    word; a gap longer than (or unlike) the run's usual one separates words, so
    ``k i l l  a l l  x`` gives ``kill all x``, not ``killallx``.
 3. **squeeze separators**: runs of whitespace, ``-`` and ``_`` become one space, so a
@@ -147,7 +147,7 @@ def is_invisible(ch: str) -> bool:
 
 
 def is_pictograph(ch: str) -> bool:
-    """Emoji and pictographic symbols: read as a word break ("k🔥i🔥l🔥l" is spaced letters)."""
+    """Emoji and pictographic symbols: dropped, so "k🔥i🔥l🔥l" reads "kill"."""
     return ord(ch) >= 0x2190 and unicodedata.category(ch) in ("So", "Sk")
 
 
@@ -172,7 +172,7 @@ def _fold_uncached(ch: str) -> str:
                 out.append(_latin(c3))
     folded = "".join(out)
     if len(folded) == 1 and is_pictograph(folded):
-        return " "
+        return ""
     return folded
 
 

@@ -2,17 +2,22 @@
 """The model view: the text a classifier or NER model reads, with its evasions undone.
 
 `model_view(text)` keeps what a model needs to read natural text (case, accents, word spacing,
-punctuation, emoji) and undoes what only hides words from it: HTML entities are decoded, tag
-characters decoded to the ASCII they hide, invisible characters (zero-width, soft hyphen, bidi
-controls, NUL...) dropped, stacked combining marks dropped (an accent that composes with its
-letter is kept: ``e`` + U+0301 reads ``é``), look-alikes folded to the Latin letter they imitate
-(TR39 data, case kept), letters spaced out or interleaved with emoji joined into words (``k i l
-l  a l l`` -> ``kill all``), and leetspeak read inside words (``k1ll`` -> ``kill``, but ``mp3``
-and ``4chan`` stay). The result is a `Normalized`, so spans found on the view map back to the
-original with `original_span`.
+punctuation, emoji between words) and undoes what only hides words from it:
 
-`lower_fold(text)` is the length-preserving lowercase, accent-free form pattern lists are
-written against (the NCII signals), applied to the view.
+* HTML entities decoded; tag characters decoded to the ASCII they hide;
+* invisible characters (zero-width, soft hyphen, bidi controls, NUL...) dropped, and emoji,
+  '_' and '.' inside a word ("k🔥i🔥l🔥l", "sho_uld", "Na.zis");
+* stacked combining marks dropped, an accent that composes with its letter kept (``e`` +
+  U+0301 reads ``é``);
+* look-alikes folded to the Latin letter they imitate (TR39 data; case kept where the
+  look-alike has one, lowercase for caseless ones such as Lisu or ``🅐``);
+* spaced-out letters joined into words (``k i l l  a l l`` -> ``kill all``);
+* leetspeak read inside words (``k1ll``, ``7h3``), codes and quantities left alone (``mp3``,
+  ``5G``, ``1st``).
+
+The result is a `Normalized`, so spans found on the view map back to the original with
+`original_span`. `lower_fold(text)` is the length-preserving lowercase, accent-free form that
+pattern lists are written against (the NCII signals), applied to the view.
 """
 
 from __future__ import annotations
@@ -35,15 +40,26 @@ from safety_filter.text.normalize import (
 
 __all__ = ["lower_fold", "model_view", "view_index"]
 
-_PLAIN_RE = re.compile(r"[^\t-\r\x20-\x7e]|&")
+_PLAIN_RE = re.compile(r"[^\t-\r\x20-\x7e]|&|[^\W\d_][._][^\W\d_]")
 _W = r"(?:[^\W_]|[@$!|])"
 _SEP = r"[\s._\-*·•~]"
 _SEP_RE = re.compile(rf"{_SEP}+")
 _SPACED_RE = re.compile(rf"(?<!{_W}){_W}(?:{_SEP}{{1,3}}{_W}(?!{_W})){{2,}}")
 _LEET_VIEW = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "9": "g", "@": "a",
                             "$": "s", "!": "i", "|": "l"})
-# a word with a leet character between two letters: k1ll, n4z1, j3w5 (not mp3, 4chan, h264)
-_LEET_WORD_RE = re.compile(r"(?<![\w@$!|])[\w@$!|]*[^\W\d_][013457@$!|9]+[^\W\d_][\w@$!|]*")
+# a word mixing letters and leet characters (k1ll, 4ll, 7h3, n4z15), read as letters unless it has
+# the shape of a code or a quantity: mp3, win10, h264, 5G, 4K, 3D, 1080p, 1st, 2nd, 3e, 10kg
+_LEET_TOKEN_RE = re.compile(r"(?<![\w@$!|])(?=[\w@$!|]*[^\W\d_])(?=[\w@$!|]*[013457@$!|9])[\w@$!|]+")
+_CODE_RE = re.compile(r"[^\W\d_]{2,}\d+|[^\W\d_]\d{2,}|\d+(?:st|nd|rd|th|e|er|eme|ème|k|g|d|p|x|s|h|m|cm|mm|km|"
+                      r"kg|min|px|gb|mb|go|mo|ko|am|pm)?")
+
+
+def _leet_word(m: re.Match[str]) -> str:
+    word = m.group()
+    if _CODE_RE.fullmatch(word.lower().rstrip("!|")):
+        return word
+    stripped = word.rstrip("!|")  # a trailing '!' is punctuation
+    return stripped.translate(_LEET_VIEW) + word[len(stripped):]
 
 
 def _view_char(ch: str) -> str:
@@ -54,11 +70,11 @@ def _view_char(ch: str) -> str:
     if is_invisible(ch):
         return ""
     mapped = confusables().get(ch)
-    if mapped is not None:
-        return mapped
+    if mapped is not None:  # a caseless look-alike (Lisu, 🅐, ⒜) says nothing of case: lowercase
+        return mapped if ch.lower() != ch.upper() else mapped.lower()
     compat = unicodedata.normalize("NFKC", ch)
     if compat != ch and compat.isascii() and compat.isalnum():  # fullwidth, mathematical, circled
-        return compat
+        return compat if unicodedata.category(ch).startswith("L") else compat.lower()
     return ch
 
 
@@ -93,16 +109,19 @@ def _fold_view(text: str) -> tuple[str, list[int], list[int]]:
     return "".join(out), starts, ends
 
 
-def _pictograph_ops(s: str) -> list[tuple[int, int, str]]:
-    """Emoji between two letters read as a space ("k🔥i🔥l🔥l" is spaced letters)."""
-    return [(i, i + 1, " ") for i in range(1, len(s) - 1)
-            if is_pictograph(s[i]) and s[i - 1].isalpha() and s[i + 1].isalpha()]
+def _inside_word_ops(s: str) -> list[tuple[int, int, str]]:
+    """Emoji, '_' and '.' between two letters are dropped ("k🔥i🔥l🔥l", "sho_uld", "Na.zis").
+
+    ('-' is kept: "ex-wife" is two words; the rules match the fused spelling of hyphen splits.)
+    """
+    return [(i, i + 1, "") for i in range(1, len(s) - 1)
+            if (s[i] in "_." or is_pictograph(s[i])) and s[i - 1].isalpha() and s[i + 1].isalpha()]
 
 
 def model_view(text: str) -> Normalized:
     """The view of `text` a model reads (see the module docstring), mapped back to `text`."""
     n = len(text)
-    if _PLAIN_RE.search(text) is None and not _SPACED_RE.search(text) and not _LEET_WORD_RE.search(text):
+    if _PLAIN_RE.search(text) is None and not _SPACED_RE.search(text) and not _LEET_TOKEN_RE.search(text):
         return Normalized(text, text, list(range(n)), list(range(1, n + 1)), {})
     if "&" in text:
         decoded, d_starts, d_ends = decode_entities_with_offsets(text)
@@ -110,14 +129,14 @@ def model_view(text: str) -> Normalized:
         starts, ends = [d_starts[i] for i in starts], [d_ends[e - 1] for e in ends]
     else:
         s, starts, ends = _fold_view(text)
-    s, starts, ends = rewrite(s, starts, ends, _pictograph_ops(s))
+    s, starts, ends = rewrite(s, starts, ends, _inside_word_ops(s))
     if len(s) >= 5:
         ops: list[tuple[int, int, str]] = []
         for m in _SPACED_RE.finditer(s):
             base = m.start()
             ops.extend((base + a, base + b, repl) for a, b, repl in _gap_ops(m.group(), _SEP_RE))
         s, starts, ends = rewrite(s, starts, ends, ops)
-    s = _LEET_WORD_RE.sub(lambda m: m.group().translate(_LEET_VIEW), s)  # 1:1, offsets unchanged
+    s = _LEET_TOKEN_RE.sub(_leet_word, s)  # 1:1, offsets unchanged
     return Normalized(text, s, starts, ends, {})
 
 
