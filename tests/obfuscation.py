@@ -56,7 +56,11 @@ def _entities(text: str) -> str:
 
 
 def _spaced(text: str, gap: str = " ", word_gap: str = "   ") -> str:
-    return word_gap.join(gap.join(word) for word in text.split())
+    """Letters spaced out, a wider gap between words; punctuation stays on its letter."""
+    def word(w: str) -> str:
+        core = w.rstrip(".,;:!?")
+        return gap.join(core) + w[len(core):]
+    return word_gap.join(word(w) for w in text.split())
 
 
 def _split_words(text: str, joiner: str) -> str:
@@ -68,6 +72,18 @@ def _split_words(text: str, joiner: str) -> str:
             half = len(core) // 2
             word = word.replace(core, core[:half] + joiner + core[half:], 1)
         out.append(word)
+    return " ".join(out)
+
+
+def _leet(text: str) -> str:
+    """Heavy leetspeak; a word that would become all digits keeps its first letter ("S139"),
+    since the normaliser reads a digits-only token as a number (1488, 2024), never as a word."""
+    out = []
+    for word in text.split(" "):
+        leet = word.translate(_LEET)
+        if leet.isdigit() and not word.isdigit():
+            leet = word[0] + leet[1:]
+        out.append(leet)
     return " ".join(out)
 
 
@@ -104,9 +120,19 @@ FAMILIES: dict[str, Callable[[str], str]] = {
     "hyphen_split": lambda t: _split_words(t, "-"),
     "dot_split": lambda t: _split_words(t, "."),
     "underscore_split": lambda t: _split_words(t, "_"),
-    "leetspeak": lambda t: t.translate(_LEET),
+    "leetspeak": _leet,
 }
+
+
+# families that can only spell unaccented Latin letters, and caseless ones (read lowercase)
+_ASCII_FAMILIES = {"lisu", "negative_circled", "negative_squared", "parenthesized"}
 
 
 def obfuscate(text: str, family: str) -> str:
     return FAMILIES[family](text)
+
+
+def plain(text: str, family: str) -> str:
+    """What a reader of the obfuscated text reads: the clean text, unaccented and lowercase for
+    the families that cannot spell accents or case."""
+    return _ascii_only(text).lower() if family in _ASCII_FAMILIES else text

@@ -13,7 +13,7 @@ punctuation, emoji between words) and undoes what only hides words from it:
   look-alike has one, lowercase for caseless ones such as Lisu or ``🅐``);
 * spaced-out letters joined into words (``k i l l  a l l`` -> ``kill all``);
 * leetspeak read inside words (``k1ll``, ``7h3``), codes and quantities left alone (``mp3``,
-  ``5G``, ``1st``).
+  ``5G``, ``1st``) unless the whole text is written in leet.
 
 The result is a `Normalized`, so spans found on the view map back to the original with
 `original_span`. `lower_fold(text)` is the length-preserving lowercase, accent-free form that
@@ -50,16 +50,30 @@ _LEET_VIEW = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7
 # a word mixing letters and leet characters (k1ll, 4ll, 7h3, n4z15), read as letters unless it has
 # the shape of a code or a quantity: mp3, win10, h264, 5G, 4K, 3D, 1080p, 1st, 2nd, 3e, 10kg
 _LEET_TOKEN_RE = re.compile(r"(?<![\w@$!|])(?=[\w@$!|]*[^\W\d_])(?=[\w@$!|]*[013457@$!|9])[\w@$!|]+")
-_CODE_RE = re.compile(r"[^\W\d_]{2,}\d+|[^\W\d_]\d{2,}|\d+(?:st|nd|rd|th|e|er|eme|ème|k|g|d|p|x|s|h|m|cm|mm|km|"
+_CODE_RE = re.compile(r"[^\W\d_]{1,3}\d+|\d+(?:st|nd|rd|th|e|er|eme|ème|k|g|d|p|x|s|h|m|cm|mm|km|"
                       r"kg|min|px|gb|mb|go|mo|ko|am|pm)?")
 
 
-def _leet_word(m: re.Match[str]) -> str:
-    word = m.group()
-    if _CODE_RE.fullmatch(word.lower().rstrip("!|")):
-        return word
-    stripped = word.rstrip("!|")  # a trailing '!' is punctuation
-    return stripped.translate(_LEET_VIEW) + word[len(stripped):]
+HEAVY_LEET_TOKENS = 3  # this many unambiguous leet words: the text is written in leet throughout
+
+
+def _read_leet(s: str) -> str:
+    """Leet words read as letters (1:1). Code-shaped words (``t0``, ``3x``, ``mp3``) are read too
+    when the text holds `HEAVY_LEET_TOKENS` unambiguous ones: then it is leet, not a spec sheet."""
+    words = list(_LEET_TOKEN_RE.finditer(s))
+    if not words:
+        return s
+    clear = [not _CODE_RE.fullmatch(m.group().lower().rstrip("!|")) for m in words]
+    heavy = sum(clear) >= HEAVY_LEET_TOKENS
+    out, pos = [], 0
+    for m, unambiguous in zip(words, clear, strict=True):
+        if unambiguous or heavy:
+            word = m.group()
+            stripped = word.rstrip("!|")  # a trailing '!' is punctuation
+            out.append(s[pos:m.start()] + stripped.translate(_LEET_VIEW) + word[len(stripped):])
+            pos = m.end()
+    out.append(s[pos:])
+    return "".join(out)
 
 
 def _view_char(ch: str) -> str:
@@ -136,7 +150,7 @@ def model_view(text: str) -> Normalized:
             base = m.start()
             ops.extend((base + a, base + b, repl) for a, b, repl in _gap_ops(m.group(), _SEP_RE))
         s, starts, ends = rewrite(s, starts, ends, ops)
-    s = _LEET_TOKEN_RE.sub(_leet_word, s)  # 1:1, offsets unchanged
+    s = _read_leet(s)  # 1:1, offsets unchanged
     return Normalized(text, s, starts, ends, {})
 
 
