@@ -40,7 +40,6 @@ from safety_filter.text.normalize import (
 
 __all__ = ["lower_fold", "model_view", "view_index"]
 
-_PLAIN_RE = re.compile(r"[^\t-\r\x20-\x7e]|&|[^\W\d_][._][^\W\d_]")
 _W = r"(?:[^\W_]|[@$!|])"
 _SEP = r"[\s._\-*·•~]"
 _SEP_RE = re.compile(rf"{_SEP}+")
@@ -92,6 +91,39 @@ def _view_char(ch: str) -> str:
     return ch
 
 
+class _ChangedTable(dict):
+    """ord -> None (deleted by translate) for characters the view leaves as they are."""
+
+    def __missing__(self, cp: int) -> str | None:
+        ch = chr(cp)
+        same = (_view_char(ch) == ch and unicodedata.category(ch) not in ("Mn", "Me")
+                and not is_pictograph(ch))
+        kept = None if same else ch
+        if len(self) < 100_000:
+            self[cp] = kept
+        return kept
+
+
+_CHANGED = _ChangedTable({i: None if (chr(i).isprintable() or chr(i).isspace()) and chr(i) != "&" else chr(i)
+                          for i in range(128)})
+# cheap prefilters (a leading character class lets the regex engine scan fast): a '.'/'_' before
+# a letter, a single character between separators, a leet character next to a letter
+_INSIDE_WORD_HINT_RE = re.compile(r"[._][^\W\d_]")
+_SPACED_HINT_RE = re.compile(r"[\s._\-*·•~][^\W_][\s._\-*·•~]")
+_LEET_HINT_RE = re.compile(r"[013457@$!|9][^\W\d_]|[^\W\d_][013457@$!|9]")
+
+
+def _untouched(text: str) -> bool:
+    """Whether the view of `text` is `text` itself (the common case, checked in C-level passes)."""
+    if text.translate(_CHANGED):
+        return False
+    if _INSIDE_WORD_HINT_RE.search(text) and _inside_word_ops(text):
+        return False
+    if _SPACED_HINT_RE.search(text) and _SPACED_RE.search(text):
+        return False
+    return not (_LEET_HINT_RE.search(text) and _LEET_TOKEN_RE.search(text))
+
+
 def _fold_view(text: str) -> tuple[str, list[int], list[int]]:
     out: list[str] = []
     starts: list[int] = []
@@ -135,8 +167,8 @@ def _inside_word_ops(s: str) -> list[tuple[int, int, str]]:
 def model_view(text: str) -> Normalized:
     """The view of `text` a model reads (see the module docstring), mapped back to `text`."""
     n = len(text)
-    if _PLAIN_RE.search(text) is None and not _SPACED_RE.search(text) and not _LEET_TOKEN_RE.search(text):
-        return Normalized(text, text, list(range(n)), list(range(1, n + 1)), {})
+    if _untouched(text):  # identity offsets as ranges: no list built
+        return Normalized(text, text, range(n), range(1, n + 1), {})  # type: ignore[arg-type]
     if "&" in text:
         decoded, d_starts, d_ends = decode_entities_with_offsets(text)
         s, starts, ends = _fold_view(decoded)
