@@ -68,6 +68,13 @@ score once more, and non_consensual >= 0.9 keeps a framed score at 0.5 or above.
 hit (no person, no intent) is left to ``ClassifierDetector``'s own finding; this detector does
 not duplicate it.
 
+Every list and pattern reads the lowercase, accent-free fold of the model view
+(`safety_filter.text.view`): invisible characters, tags, entities, look-alikes, spaced letters
+and leetspeak do not hide a word; presidio and the classifier read the model view itself. Spans
+are mapped back to the original text. A failure of the NER or of the classifier is logged,
+counted (``safety_filter_detector_errors``) and raised as `InspectionError`, so the policy's fail
+mode applies and the engine records the error in the verdict and the audit trail.
+
 When the final score reaches ``threshold`` (default 0.5, the policy's default block threshold),
 the text gets one finding per contributing signal (``rule_id`` ``ncii:person:<kind>``,
 ``ncii:intent:<group>:<pattern>``, ``ncii:classifier``) all with the final score and

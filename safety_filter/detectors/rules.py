@@ -5,11 +5,14 @@ file with one term per line; `blocklists/README.md` documents both formats. Ever
 of every loaded list is normalised with `safety_filter.text.normalize` and compiled into ONE
 Aho-Corasick automaton (`ahocorasick_rs`), whose matching cost does not depend on the number of
 terms. The text is normalised the same way, scanned once, and whole-word / prefix / suffix
-boundaries are checked on the normalised text. Regex entries run with the `regex` package's
-timeout, after a load-time check that refuses nested quantifiers and patterns that blow up on
-adversarial probes; each is guarded by literals worked out from its source (`regex_triggers`),
-added to the same automaton, so a regex only runs on texts that contain one of them.
-A list's `action` override is carried in `Finding.action`.
+boundaries are checked on the normalised text; a text with words split by '-', '.' or '_'
+("ki-ll") is scanned a second time in its fused spelling. Regex entries run with the `regex`
+package's timeout, after a load-time check that refuses nested quantifiers and patterns that
+blow up on adversarial probes; a timeout at run time raises `InspectionError` (the policy's fail
+mode applies: a rule someone can make slow must not switch itself off). Each regex is guarded by
+literals worked out from its source (`regex_triggers`), added to the same automaton, so a regex
+only runs on texts that contain one of them. A list's `action` override is carried in
+`Finding.action`.
 """
 
 from __future__ import annotations
