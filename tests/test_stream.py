@@ -141,3 +141,34 @@ async def test_allowed_streams_stay_byte_identical(reply: str, piece: int, check
         out += await g.feed(wire[start : start + 13])
     out += await g.finish()
     assert out == wire
+
+
+@pytest.mark.slow
+async def test_a_streamed_completion_gets_the_verdict_of_its_json_twin() -> None:
+    """On the shipped stack: the fixture texts, streamed 16 characters an event, end with the
+    action the whole text gets as a JSON completion (and stream checks re-read ~1x the text)."""
+    from pathlib import Path
+
+    from safety_filter.policy import Policy
+
+    fixtures = Path(__file__).parent / "fixtures"
+    named = json.loads((fixtures / "e2e_texts.json").read_text(encoding="utf-8"))
+    texts = [v for k, v in named.items() if k != "_comment" and isinstance(v, str)]
+    texts += [json.loads(line)["text"] for line in (fixtures / "classifier_smoke.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
+    engine = Engine(Policy.default())
+    scored = 0
+
+    async def check(windows: list[str]):  # type: ignore[no-untyped-def]
+        nonlocal scored
+        scored += sum(map(len, windows))
+        return await engine.check(windows, "completion")
+
+    for text in texts:
+        twin = (await engine.check([text], "completion"))[0].action
+        g = StreamGuard(check, engine.policy.streaming)
+        for start in range(0, len(text), 16):
+            await g.feed(chunk(text[start : start + 16]))
+        await g.finish()
+        assert g.action == twin, text
+    assert scored <= 1.5 * sum(map(len, texts))
+    engine.close()

@@ -16,19 +16,103 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from safety_filter.api.openai import Kind, ShapeError, content_filter_results, delta_texts
+from safety_filter.api.base import Adapter, Channel
+from safety_filter.api.openai import OpenAIChat
+from safety_filter.errors import ShapeError
 from safety_filter.findings import Action, Verdict
 from safety_filter.policy import StreamingSettings, strongest
 
 CheckFn = Callable[[list[str]], Awaitable[list[Verdict]]]
 
-_EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
 _LINE_END = re.compile(r"\r\n|\n|\r")
-_UNPARSED = -1  # pseudo-choice for event data that is not JSON: inspected as plain text
+_UNPARSED: Channel = (-1, "raw")  # event content that is not JSON we know: inspected as plain text
+_SENTENCE_END = re.compile(r"[.!?\u2026\n][\"')\]]*\s+")
 
 
 class SSEParser:
-    """Splits a byte stream into complete SSE events, each kept as its exact bytes."""
+    """Splits a byte stream into complete SSE events, each kept as its exact bytes.
+
+    Events end at an empty line, with lines ended by CRLF, LF or CR as the WHATWG spec says (so
+    `\n\r\n` and `\n\r` end an event too). A CR at the end of the buffer waits for the next
+    byte, which may make it a CRLF. Every event, and the unfinished rest, is capped at
+    `max_event_bytes`: a bigger one cannot be inspected.
+    """
+
+    def __init__(self, max_event_bytes: int = 1 << 20) -> None:
+        self._buffer = b""
+        self._scanned = 0  # bytes of the buffer already known to hold no event end
+        self._max = max_event_bytes
+
+    def feed(self, data: bytes) -> list[bytes]:
+        self._buffer += data
+        events = []
+        while True:
+            end = self._event_end()
+            if end is None:
+                break
+            event, self._buffer, self._scanned = self._buffer[:end], self._buffer[end:], 0
+            if len(event) > self._max:
+                raise ValueError(f"a stream event exceeds {self._max} bytes")
+            events.append(event)
+        if len(self._buffer) > self._max:
+            raise ValueError(f"a stream event exceeds {self._max} bytes")
+        return events
+
+    def _event_end(self) -> int | None:
+        """Offset just past the blank line that ends the first event, if it has arrived."""
+        buf, position, line_start = self._buffer, self._scanned, self._scanned
+        while True:
+            lf, cr = buf.find(b"\n", position), buf.find(b"\r", position)
+            if lf < 0 and cr < 0:
+                self._scanned = line_start
+                return None
+            if cr >= 0 and (lf < 0 or cr < lf):
+                if cr + 1 >= len(buf):  # a lone CR at the end: it may be half of a CRLF
+                    self._scanned = line_start
+                    return None
+                end = cr + 2 if buf[cr + 1 : cr + 2] == b"\n" else cr + 1
+                terminator_at = cr
+            else:
+                end, terminator_at = lf + 1, lf
+            if terminator_at == line_start:  # an empty line: the event ends here
+                return end
+            position = line_start = end
+
+    def flush(self) -> bytes:
+        """Bytes left after the last complete event (a stream that ended mid-event)."""
+        rest, self._buffer, self._scanned = self._buffer, b"", 0
+        return rest
+
+
+def event_fields(raw: bytes) -> tuple[list[str], str]:
+    """The `data` values of one event, and the text of every line that is not a known field.
+
+    Field names are matched as the spec says: up to the first colon, exactly; one space after the
+    colon is dropped. A leading BOM is ignored.
+    """
+    text = raw.decode("utf-8", errors="replace").removeprefix("\ufeff")
+    data, other = [], []
+    for line in _LINE_END.split(text):
+        name, colon, value = line.partition(":")
+        if colon and value.startswith(" "):
+            value = value[1:]
+        if name == "data":
+            data.append(value)
+        elif name in ("event", "id", "retry") or not line:
+            continue
+        else:
+            other.append(line)
+    return data, "\n".join(other)
+
+
+def event_data(raw: bytes) -> str | None:
+    """The `data` field of one SSE event (lines joined by newlines), or None if it has none."""
+    data, _ = event_fields(raw)
+    return "\n".join(data) if data else None
+
+
+class NDJSONParser:
+    """Splits newline-delimited JSON (Ollama's stream format) into lines, each kept exactly."""
 
     def __init__(self, max_event_bytes: int = 1 << 20) -> None:
         self._buffer = b""
@@ -36,49 +120,45 @@ class SSEParser:
 
     def feed(self, data: bytes) -> list[bytes]:
         self._buffer += data
-        events = []
-        while True:
-            end = _EVENT_END.search(self._buffer)
-            if end is None:
-                break
-            events.append(self._buffer[: end.end()])
-            self._buffer = self._buffer[end.end() :]
-        if len(self._buffer) > self._max:
+        *events, self._buffer = self._buffer.split(b"\n")
+        events = [event + b"\n" for event in events]
+        if any(len(event) > self._max for event in events) or len(self._buffer) > self._max:
             raise ValueError(f"a stream event exceeds {self._max} bytes")
         return events
 
     def flush(self) -> bytes:
-        """Bytes left after the last complete event (a stream that ended mid-event)."""
         rest, self._buffer = self._buffer, b""
         return rest
 
 
-def event_data(raw: bytes) -> str | None:
-    """The `data` field of one SSE event (lines joined by newlines), or None if it has none."""
-    text = raw.decode("utf-8", errors="replace")
-    lines = [line for line in _LINE_END.split(text) if line.startswith("data:")]
-    if not lines:
-        return None
-    return "\n".join(line[6:] if line.startswith("data: ") else line[5:] for line in lines)
+def _parses(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
 
 
-def sse_event(payload: dict[str, Any] | str) -> bytes:
-    data = payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
-    return f"data: {data}\n\n".encode()
+def sentence_start(text: str, before: int, limit: int) -> int:
+    """The start of the sentence that holds offset `before`, looking back at most `limit` chars."""
+    floor = max(0, before - limit)
+    starts = [m.end() for m in _SENTENCE_END.finditer(text, floor, max(floor, before))]
+    return starts[-1] if starts else floor
 
 
 @dataclass
 class _Held:
     raw: bytes
-    ends: dict[int, int]  # choice index -> offset in that choice's text where this event ends
+    ends: dict[Channel, int]  # channel -> offset in that channel's text where this event ends
 
 
 @dataclass
-class _Choice:
+class _Channel:
     text: str = ""
     checked: int = 0  # text[:checked] has been checked
     released: int = 0  # events ending at or before this offset may be released
     verdict: Verdict | None = None  # the strongest non-blocking verdict seen (for annotations)
+    complete: bool = False  # the adapter said its text is whole: released once checked, no holdback
 
 
 @dataclass
@@ -88,33 +168,42 @@ class StreamGuard:
     `check` scores a batch of texts as completions. `feed(bytes)` returns the bytes that may be
     sent now; `finish()` returns the rest once the app's stream has ended. After a block,
     `blocked` holds the verdict and both return nothing more.
+
+    Text is tracked per channel (one choice, one field: content, reasoning, each tool call's
+    arguments), so interleaved deltas are read in the order each channel writes them. Anything in
+    an event that is not a chunk we know (plain text, JSON of another shape, lines that are not
+    SSE fields) is inspected as plain text: nothing is released unread.
     """
 
     check: CheckFn
     settings: StreamingSettings
-    kind: Kind = "chat"
+    adapter: Adapter = field(default_factory=OpenAIChat)
     annotate: bool = False
     blocked: Verdict | None = None
-    _parser: SSEParser = field(default_factory=SSEParser)
+    _parser: SSEParser | NDJSONParser = field(default_factory=SSEParser)
     _held: list[_Held] = field(default_factory=list)
-    _choices: dict[int, _Choice] = field(default_factory=dict)
+    _channels: dict[Channel, _Channel] = field(default_factory=dict)
     _done: bytes | None = None
     _last_chunk: dict[str, Any] = field(default_factory=dict)
     _blocked_index: int = 0
     _passthrough: bool = False  # fail-open after the stream became uninspectable
 
+    def __post_init__(self) -> None:
+        if self.adapter.stream_format == "ndjson":
+            self._parser = NDJSONParser()
+
     @property
     def action(self) -> Action:
         if self.blocked is not None:
             return Action.BLOCK
-        return strongest(c.verdict.action for c in self._choices.values() if c.verdict is not None)
+        return strongest(c.verdict.action for c in self._channels.values() if c.verdict is not None)
 
     @property
     def verdict(self) -> Verdict | None:
         """The verdict worth recording: the block, or the strongest annotation, if any."""
         if self.blocked is not None:
             return self.blocked
-        flagged = [c.verdict for c in self._choices.values() if c.verdict is not None]
+        flagged = [c.verdict for c in self._channels.values() if c.verdict is not None]
         return max(flagged, key=lambda v: v.action.rank) if flagged else None
 
     async def feed(self, data: bytes) -> bytes:
@@ -124,7 +213,8 @@ class StreamGuard:
             return data
         for raw in self._parser.feed(data):
             self._hold(raw)
-        due = [i for i, c in self._choices.items() if len(c.text) - c.checked >= self.settings.check_every_chars]
+        every = self.settings.check_every_chars
+        due = [k for k, c in self._channels.items() if len(c.text) - c.checked >= (1 if c.complete else every)]
         if due:
             await self._check(due, final=False)
         return self._ending() if self.blocked is not None else self._release()
@@ -135,7 +225,7 @@ class StreamGuard:
             self.blocked = verdict
             return self._ending()
         self._passthrough = True
-        self._choices.setdefault(_UNPARSED, _Choice()).verdict = verdict
+        self._channels.setdefault(_UNPARSED, _Channel()).verdict = verdict
         out = b"".join(held.raw for held in self._held) + self._parser.flush()
         self._held.clear()
         return out
@@ -149,91 +239,96 @@ class StreamGuard:
         rest = self._parser.flush()
         if rest.strip():
             self._hold(rest)
-        await self._check([i for i, c in self._choices.items() if c.checked < len(c.text)], final=True)
+        await self._check([key for key, c in self._channels.items() if c.checked < len(c.text)], final=True)
         if self.blocked is not None:
             return self._ending()
-        for choice in self._choices.values():
-            choice.released = len(choice.text)
+        for channel in self._channels.values():
+            channel.released = len(channel.text)
         out = self._release()
         if self.annotate:
-            out += b"".join(self._annotation(i, c.verdict) for i, c in self._choices.items() if c.verdict is not None)
+            flagged = {key[0]: c.verdict for key, c in self._channels.items() if c.verdict is not None}
+            out += b"".join(self._annotation(index, verdict) for index, verdict in flagged.items())
         return out + (self._done or b"")
 
     def _hold(self, raw: bytes) -> None:
-        data = event_data(raw)
-        ends: dict[int, int] = {}
-        if data is not None and data.strip() == "[DONE]":
+        if self.adapter.stream_format == "ndjson":
+            data_lines, other = [raw.decode("utf-8", errors="replace").removeprefix("\ufeff")], ""
+        else:
+            data_lines, other = event_fields(raw)
+        data = "\n".join(data_lines)
+        if data_lines and self.adapter.is_end_event(data) and not other.strip():
             self._done = raw
             return
-        if data is not None:
-            try:
-                chunk = json.loads(data)
-                deltas = delta_texts(chunk)
-            except (ValueError, ShapeError):
-                deltas = None
-            if deltas is None:
-                self._add(_UNPARSED, data, ends)
-            else:
-                self._last_chunk = chunk
-                for delta in deltas:
-                    self._add(delta.index, delta.text, ends)
+        ends: dict[Channel, int] = {}
+        if other.strip():
+            self._add(_UNPARSED, other + "\n", ends)
+        for key, text in self._data_texts(data, data_lines):
+            self._add(key, text, ends)
         self._held.append(_Held(raw, ends))
 
-    def _add(self, index: int, text: str, ends: dict[int, int]) -> None:
-        choice = self._choices.setdefault(index, _Choice())
-        choice.text += text
-        ends[index] = len(choice.text)
+    def _data_texts(self, data: str, lines: list[str]) -> list[tuple[Channel, str]]:
+        """The texts of an event's data: as the spec joins its lines, or, when that is not JSON,
+        line by line, as many clients parse it. What is not a chunk we know is plain text."""
+        if not lines:
+            return []
+        pieces = [data] if len(lines) == 1 or _parses(data) else lines
+        out: list[tuple[Channel, str]] = []
+        for piece in pieces:
+            if not piece.strip() or self.adapter.is_end_event(piece):
+                continue
+            try:
+                chunk = json.loads(piece)
+                deltas = self.adapter.event_texts(chunk)
+                for key in self.adapter.complete_channels(chunk):
+                    ended = self._channels.setdefault(key, _Channel())
+                    ended.complete, ended.released = True, max(ended.released, ended.checked)
+            except (ValueError, ShapeError):
+                out.append((_UNPARSED, piece + "\n"))
+                continue
+            if isinstance(chunk, dict):
+                self._last_chunk = {**self._last_chunk, **chunk}  # keeps ids only the first event carries
+            out.extend(deltas)
+        return out
 
-    async def _check(self, indices: list[int], *, final: bool) -> None:
-        if not indices:
+    def _add(self, key: Channel, text: str, ends: dict[Channel, int]) -> None:
+        channel = self._channels.setdefault(key, _Channel())
+        channel.text += text
+        ends[key] = len(channel.text)
+
+    async def _check(self, keys: list[Channel], *, final: bool) -> None:
+        """Check each channel's new text, starting at the sentence before it (with at least
+        `holdback_chars` of overlap, so a phrase split across checks is read whole)."""
+        if not keys:
             return
-        context = self.settings.context_chars
-        windows = [self._choices[i].text[max(0, self._choices[i].checked - context) :] for i in indices]
+        holdback = self.settings.holdback_chars
+        windows = []
+        for key in keys:
+            channel = self._channels[key]
+            start = sentence_start(channel.text, max(0, channel.checked - holdback), self.settings.context_chars)
+            windows.append(channel.text[start:])
         verdicts = await self.check(windows)
-        for index, verdict in zip(indices, verdicts, strict=True):
-            choice = self._choices[index]
+        for key, verdict in zip(keys, verdicts, strict=True):
+            channel = self._channels[key]
             if verdict.blocked:
                 self.blocked = verdict
-                self._blocked_index = index
+                self._blocked_index = key[0]
                 return
             if verdict.action is not Action.ALLOW or verdict.error is not None:
-                if choice.verdict is None or verdict.action.rank > choice.verdict.action.rank:
-                    choice.verdict = verdict
-            choice.checked = len(choice.text)
-            holdback = 0 if final else self.settings.holdback_chars
-            choice.released = max(choice.released, choice.checked - holdback)
+                if channel.verdict is None or verdict.action.rank > channel.verdict.action.rank:
+                    channel.verdict = verdict
+            channel.checked = len(channel.text)
+            channel.released = max(channel.released, channel.checked - (0 if final or channel.complete else holdback))
 
     def _release(self) -> bytes:
         out = []
-        while self._held and all(end <= self._choices[i].released for i, end in self._held[0].ends.items()):
+        while self._held and all(end <= self._channels[key].released for key, end in self._held[0].ends.items()):
             out.append(self._held.pop(0).raw)
         return b"".join(out)
-
     def _ending(self) -> bytes:
-        """The chunk that closes a blocked stream, as Azure sends it, then [DONE]."""
+        """The events that close a blocked stream, as the API ends a filtered output."""
         assert self.blocked is not None
         self._held.clear()
-        index = max(self._blocked_index, 0)
-        choice: dict[str, Any] = {"index": index, "finish_reason": "content_filter"}
-        if self.kind == "chat":
-            choice["delta"] = {}
-        else:
-            choice["text"] = ""
-        choice["content_filter_results"] = content_filter_results(self.blocked)
-        return sse_event(self._chunk([choice])) + sse_event("[DONE]")
+        return self.adapter.stream_blocked(self.blocked, max(self._blocked_index, 0), self._last_chunk)
 
     def _annotation(self, index: int, verdict: Verdict) -> bytes:
-        choice: dict[str, Any] = {"index": max(index, 0), "finish_reason": None}
-        choice["delta" if self.kind == "chat" else "text"] = {} if self.kind == "chat" else ""
-        choice["content_filter_results"] = content_filter_results(verdict)
-        return sse_event(self._chunk([choice]))
-
-    def _chunk(self, choices: list[dict[str, Any]]) -> dict[str, Any]:
-        last = self._last_chunk
-        return {
-            "id": last.get("id", ""),
-            "object": last.get("object", "chat.completion.chunk" if self.kind == "chat" else "text_completion"),
-            "created": last.get("created", 0),
-            "model": last.get("model", ""),
-            "choices": choices,
-        }
+        return self.adapter.stream_annotation(max(index, 0), verdict, self._last_chunk)

@@ -449,7 +449,7 @@ class NCIIDetector:
         except Exception as exc:
             self.ner_error = f"{type(exc).__name__}: {exc}"
             log.error("ncii: person recognition failed: %s", self.ner_error)
-            metrics.DETECTOR_ERRORS.labels(self.name, "ner").inc()
+            metrics.current().detector_errors.labels(self.name, "ner").inc()
             raise InspectionError(f"ncii: person recognition failed: {self.ner_error}") from exc
         taken = [(s.start, s.end) for s in existing if s.kind == "person" and s.group in ("figure", "relation")]
         # a small NER model calls a capitalised sentence-initial verb a PERSON ("Génère ...");
@@ -644,7 +644,7 @@ class NCIIDetector:
                     scored = self.classifier([views[i].text for i in need])
                 except Exception as exc:
                     log.error("ncii: classifier failed: %s: %s", type(exc).__name__, exc)
-                    metrics.DETECTOR_ERRORS.labels(self.name, "classifier").inc()
+                    metrics.current().detector_errors.labels(self.name, "classifier").inc()
                     raise InspectionError(f"ncii: classifier failed: {type(exc).__name__}: {exc}") from exc
                 clf_by_index = {i: scored[k] for k, i in enumerate(need) if k < len(scored)}
         results: list[list[Finding]] = []

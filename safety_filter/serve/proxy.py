@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from safety_filter.api.openai import error_body
-from safety_filter.asgi.middleware import Message, Receive, Scope, Send
+from safety_filter.asgi.types import Message, Receive, Scope, Send
 
 # RFC 9110 section 7.6.1: meaningful for one connection only, never forwarded.
 HOP_BY_HOP = frozenset(
@@ -79,6 +79,9 @@ class UpstreamProxy:
         if body is None:  # the client left before sending its request
             return
         path = scope.get("raw_path") or scope["path"].encode()
+        if not path.startswith(b"/"):  # the middleware refuses these first; never build a URL from one
+            await _error(send, 400, "the request target must be a path starting with '/'", "invalid_request")
+            return
         url = self.upstream.copy_with(
             raw_path=self.upstream.raw_path.rstrip(b"/") + path.split(b"?")[0] + (b"?" + scope["query_string"] if scope.get("query_string") else b"")
         )
@@ -98,7 +101,8 @@ class UpstreamProxy:
             await response.aclose()
 
     async def _relay(self, response: httpx.Response, send: Send) -> None:
-        headers = forwardable(list(response.headers.raw))
+        # The server in front (uvicorn) writes its own Date and Server headers: one of each.
+        headers = forwardable(list(response.headers.raw), drop=frozenset({b"date", b"server"}))
         streaming = response.headers.get("content-type", "").startswith("text/event-stream")
         await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
         try:
