@@ -35,7 +35,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from safety_filter.detectors.rules import DFA_MAX_PATTERNS, RulesDetector
-from safety_filter.normalize import normalize
+from safety_filter.text.normalize import normalize
 
 WORDS_TEXT = (
     "the of and to in is that for it as with was on be by this are from at or an have not which "

@@ -35,7 +35,7 @@ from safety_filter.detectors.rules import (
     load_list,
     resolve_lists,
 )
-from safety_filter.normalize import normalize_term, runs_compatible
+from safety_filter.text.normalize import normalize_term, runs_compatible
 
 __all__ = ["LintProblem", "add_blocklist_parser", "common_words", "lint", "main"]
 

@@ -37,6 +37,8 @@ class Metrics:
         sizes = (1, 2, 4, 8, 16, 32, 64, 128, 256)
         self.batch_texts = Histogram("safety_filter_batch_texts", "Texts per batch", buckets=sizes, registry=r)
         self.reloads = Counter("safety_filter_reloads", "Policy and list reloads by outcome", ["outcome"], registry=r)
+        self.detector_errors = Counter("safety_filter_detector_errors", "Detector parts that failed (fail mode)",
+                                       ["detector", "part"], registry=r)
 
     def record(self, role: str, verdict: Verdict) -> None:
         self.verdicts.labels(role, verdict.action.value).inc()

@@ -24,10 +24,12 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import re
 import threading
+import time
 from pathlib import Path
 from typing import Any
+
+from safety_filter.text.language import guess_language
 
 log = logging.getLogger(__name__)
 
@@ -55,34 +57,13 @@ _lock = threading.Lock()
 _analyze_lock = threading.Lock()
 _analyzer: Any = None
 _error: Exception | None = None
+_retry_at = 0.0  # after a failed build: no new attempt before this time.monotonic()
+_backoff = 0.0
+RETRY_FIRST, RETRY_MAX = 1.0, 60.0  # seconds between attempts after a failure, doubling
 
 
 class PIIUnavailable(RuntimeError):
     """presidio-analyzer or a spaCy model package is not installed (nothing is downloaded)."""
-
-
-# --- language heuristic ----------------------------------------------------------------------
-
-_FR_TEXT = (
-    "le la les des une est et dans pour que qui pas sur avec sont mais nous vous ils elles je tu "
-    "il elle du au aux ce cette ces mon ma mes ton ta son sa leur très être avoir fait été c'est "
-    "n'est j'ai bonjour merci"
-)
-_FR_WORDS = frozenset(_FR_TEXT.split())
-_EN_TEXT = (
-    "the and is are was were of to in for that with this it on be have has not but you they we "
-    "i he she my your his her their what which who hello thanks please"
-)
-_EN_WORDS = frozenset(_EN_TEXT.split())
-_WORD_RE = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?")
-
-
-def guess_language(text: str) -> str:
-    """'fr' or 'en' from stop words and French accents (ties and empty text: 'en')."""
-    words = [w.lower() for w in _WORD_RE.findall(text[:4000])]
-    fr = sum(w in _FR_WORDS for w in words) + sum(ch in "éèêàçùœ" for ch in text[:4000].lower()) * 0.5
-    en = sum(w in _EN_WORDS for w in words)
-    return "fr" if fr > en else "en"
 
 
 # --- engine ----------------------------------------------------------------------------------
@@ -181,22 +162,30 @@ def _build() -> Any:
 
 
 def analyzer() -> Any:
-    """The shared presidio AnalyzerEngine (built on first use; raises PIIUnavailable)."""
-    global _analyzer, _error
+    """The shared presidio AnalyzerEngine (built on first use; raises PIIUnavailable).
+
+    A failed build is retried, not remembered forever (a model installed, a transient error),
+    but at most once per backoff period (1 s, doubling to 60 s) so a broken set-up is not
+    rebuilt on every text.
+    """
+    global _analyzer, _error, _retry_at, _backoff
     if _analyzer is not None:
         return _analyzer
     with _lock:
         if _analyzer is None:
-            if _error is not None:
+            if _error is not None and time.monotonic() < _retry_at:
                 raise PIIUnavailable(str(_error))
             try:
                 _analyzer = _build()
-            except PIIUnavailable as exc:
-                _error = exc
-                raise
             except Exception as exc:
+                _backoff = min(RETRY_MAX, _backoff * 2 if _backoff else RETRY_FIRST)
+                _retry_at = time.monotonic() + _backoff
                 _error = exc
+                log.warning("presidio failed to load (next attempt in %.0f s): %s", _backoff, exc)
+                if isinstance(exc, PIIUnavailable):
+                    raise
                 raise PIIUnavailable(f"presidio failed to load: {exc}") from exc
+            _error, _backoff = None, 0.0
     return _analyzer
 
 

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from safety_filter.normalize import (
+from safety_filter.text.normalize import (
     normalize,
     normalize_term,
     normalize_term_runs,
@@ -42,6 +42,19 @@ EVASIONS = [
     ("z-0-r-b-1-4-x", "zorbiax"),  # dashed leet
     ("zooorrrbllaaax", "zorblax"),  # repeated letters
     ("🇿🇴🇷🇧🇱🇦🇽", "zorblax"),  # regional indicator letters
+    ("&#122;&#x6f;rbl&amp;ax", "zorbl&ax"),  # HTML entities (decimal, hex, named)
+    ("&amp;#122;orblax", "zorblax"),  # double-encoded
+    ("".join(chr(0xE0000 + ord(c)) for c in "zorblax"), "zorblax"),  # tag characters decoded
+    ("z\x00o\x00r\x00b\x00l\x00a\x00x", "zorblax"),  # NUL between letters
+    ("z\U0001F525o\U0001F525rblax", "zorblax"),  # emoji between letters
+    ("z\u202eorb\u2066lax\u2069", "zorblax"),  # bidi override and isolates
+    ("".join(chr(0x1F150 + ord(c) - 97) for c in "zorblax"), "zorblax"),  # negative circled
+    ("".join(chr(0x1F170 + ord(c) - 97) for c in "zorblax"), "zorblax"),  # negative squared
+    ("".join(chr(0x249C + ord(c) - 97) for c in "zorblax"), "zorblax"),  # parenthesized
+    ("\ua4dc\ua4f3\ua4e3\ua4d0\ua4e1\ua4ee\ua4eb", "zorblax"),  # Lisu capitals
+    ("z\u0585rbl\u0561x", "zorblwx"),  # Armenian oh; ayb looks like w (TR39)
+    ("z\u0336o\u0336r\u0336blax", "zorblax"),  # strike-through combining marks
+    ("z9rblax", "zgrblax"),  # heavier leet: 9 is g
 ]
 
 
@@ -148,16 +161,20 @@ def test_empty_and_edge_spans() -> None:
 # --- property tests --------------------------------------------------------------------------
 
 _ALPHABET = st.sampled_from(
-    [*"abcxyz ZO.-_*!@$0134578\n\t'’", "é", "è", "œ", "ß", "ﬁ", "Ａ", "а", "ο",
-     "\u200b", "\u00ad", "\u0301", "ɴ", "𝐳", "🇿", "卐", "ᛋ"]
+    [*"abcxyz ZO.-_*!@$0134578\n\t'’&#;", "é", "è", "œ", "ß", "ﬁ", "Ａ", "а", "ο",
+     "\u200b", "\u00ad", "\u0301", "ɴ", "𝐳", "🇿", "卐", "ᛋ", "\x00", "\U0001F525",
+     "\U000e0061", "\U0001F150", "\u249c", "\ua4ee", "\u0585"]
 )
-TEXTS = st.text(_ALPHABET, max_size=60) | st.text(max_size=40)
+_PIECES = st.sampled_from(["&amp;", "&#107;", "&#x6B;", "  ", "\n\n", "k i l l", "z-o-r", "zor_b", "a.b"])
+TEXTS = (st.text(_ALPHABET, max_size=60) | st.text(max_size=40)
+         | st.lists(_PIECES | st.text(_ALPHABET, max_size=5), max_size=12).map("".join))
 
 
 @settings(max_examples=300, deadline=None, database=None)
 @given(TEXTS)
 def test_fast_and_offset_paths_agree(text: str) -> None:
     assert normalize_text(text) == normalize(text, offsets=True).text
+    assert normalize_text(text, fuse=True) == normalize(text, offsets=True, fuse=True).text
 
 
 def test_stable_on_normalised_words() -> None:
@@ -197,3 +214,130 @@ def test_planted_word_found_at_its_original_span(word: str, evasion: tuple[str, 
     assert i >= 0
     s, e = n.original_span(i, i + len(expected))
     assert text[s:e] == obfuscated
+
+
+def test_spaced_letters_keep_word_boundaries() -> None:
+    """A wider (or different) gap between spaced-out letters separates words."""
+    assert normalize_text("z o r b  g l i m  x") == "zorb glim x"
+    assert normalize_text("z\no\nr\nb\n\ng\nl\ni\nm") == "zorb glim"
+    assert normalize_text("z-o-r-b g-l-i-m") == "zorb glim"
+    assert normalize_text("z o r b g l i m") == "zorbglim"  # one gap everywhere: nothing to tell words apart
+
+
+def test_fused_view_joins_split_words() -> None:
+    assert normalize_text("zor-blax zor.blax zor_blax") == "zor blax zor.blax zor blax"
+    n = normalize("the zor-blax, zor.blax and zor_blax", fuse=True)
+    assert n.text == "the zorblax, zorblax and zorblax"
+    i = n.text.index("zorblax", 10)
+    assert n.original_text(i, i + 7) == "zor.blax"
+    assert normalize_text("ex-wife", fuse=True) == "exwife" and normalize_text("ex-wife") == "ex wife"
+
+
+def test_confusables_come_from_tr39_data() -> None:
+    """The look-alike table is the generated TR39 file, not a hand list: spot-check its shape."""
+    from safety_filter.text.confusables import confusables
+
+    table = confusables()
+    assert len(table) > 700
+    assert all(len(v) == 1 and v.isascii() and v.isalnum() for v in table.values())
+    assert not any(k.isascii() for k in table)
+    assert table["\u0430"] == "a" and table["\u0410"] == "A"  # Cyrillic a, A
+    assert "é" not in table and "ç" not in table  # accents are folded by NFKD, French stays readable
+
+
+def test_french_accents_survive_the_view() -> None:
+    from safety_filter.text.view import model_view
+
+    text = "Crème brûle\u0301e, l’été à Noël"
+    view = model_view(text)
+    assert view.text == "Crème brûlée, l’été à Noël"
+    assert view.original_span(0, len(view.text)) == (0, len(text))
+
+
+MODEL_VIEW_CASES = [
+    ("Z\u200bo\u00adr\u202eb\x00lax", "Zorblax"),
+    ("".join(chr(0xE0000 + ord(c)) for c in "Zorblax now"), "Zorblax now"),
+    ("&#90;orblax &amp; co", "Zorblax & co"),
+    ("Z\u043erbl\u0430x", "Zorblax"),  # Cyrillic look-alikes, case kept
+    ("\U0001F169\U0001F15E\U0001F161\U0001F151\U0001F15B\U0001F150\U0001F167", "zorblax"),  # caseless: lowercase
+    ("z o r b  g l i m", "zorb glim"),
+    ("z\U0001F525o\U0001F525r\U0001F525b", "zorb"),
+    ("zor_blax and zor.blax", "zorblax and zorblax"),
+    ("z0rbl4x g1im", "zorblax giim"),
+    ("mp3 player, 5G, 1st floor, 10kg", "mp3 player, 5G, 1st floor, 10kg"),
+    ("Hello, I love it \U0001F600.", "Hello, I love it \U0001F600."),
+    ("ex-wife", "ex-wife"),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), MODEL_VIEW_CASES)
+def test_model_view(text: str, expected: str) -> None:
+    from safety_filter.text.view import model_view
+
+    view = model_view(text)
+    assert view.text == expected
+    assert view.original_span(0, len(view.text)) == (0, len(text))
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(TEXTS, st.data())
+def test_model_view_spans_stay_inside_and_in_order(text: str, data: st.DataObject) -> None:
+    from safety_filter.text.view import model_view
+
+    view = model_view(text)
+    m = len(view.text)
+    start = data.draw(st.integers(0, m))
+    end = data.draw(st.integers(start, m))
+    s, e = view.original_span(start, end)
+    assert 0 <= s <= e <= len(text)
+    firsts = [view.original_span(k, k + 1)[0] for k in range(m)]
+    assert firsts == sorted(firsts)
+
+
+def test_sentence_spans() -> None:
+    from safety_filter.text.sentences import sentence_spans
+
+    text = "Hello Mr. Smith. How are you?  Fine!\n\nM. Dupont est là… Oui. e.g. this one\nlast line"
+    assert [text[a:b] for a, b in sentence_spans(text)] == [
+        "Hello Mr. Smith.", "How are you?", "Fine!", "M. Dupont est là…", "Oui.", "e.g. this one", "last line",
+    ]
+    assert sentence_spans("") == [] and sentence_spans("   ") == []
+    assert sentence_spans("no end") == [(0, 6)]
+
+
+def test_one_language_guesser_for_every_caller() -> None:
+    from safety_filter import pii
+    from safety_filter.text.language import guess_language
+
+    assert pii.guess_language is guess_language
+    assert guess_language("Bonjour, je voudrais une photo de ma collègue") == "fr"
+    assert guess_language("Hello, I would like a photo of my colleague") == "en"
+    assert guess_language("") == "en"
+
+
+def test_presidio_failure_is_retried_after_a_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    from safety_filter import pii
+
+    calls: list[int] = []
+    now = [1000.0]
+
+    def build() -> object:
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError("transient")
+        return "engine"
+
+    monkeypatch.setattr(pii, "_build", build)
+    monkeypatch.setattr(pii, "_analyzer", None)
+    monkeypatch.setattr(pii, "_error", None)
+    monkeypatch.setattr(pii, "_backoff", 0.0)
+    monkeypatch.setattr(pii, "_retry_at", 0.0)
+    monkeypatch.setattr(pii.time, "monotonic", lambda: now[0])
+    with pytest.raises(pii.PIIUnavailable, match="transient"):
+        pii.analyzer()
+    with pytest.raises(pii.PIIUnavailable, match="transient"):
+        pii.analyzer()  # within the backoff: no rebuild
+    assert len(calls) == 1
+    now[0] += pii.RETRY_FIRST + 0.01
+    assert pii.analyzer() == "engine"  # retried, not cached forever
+    assert len(calls) == 2

@@ -348,18 +348,45 @@ def test_hundred_thousand_terms_load_and_match(tmp_path: Path) -> None:
     print(f"100k terms loaded in {load_s:.2f}s")  # informative only: no wall-clock assertion
 
 
-def test_regex_timeout_bounds_a_slow_rule_at_run_time(caplog: pytest.LogCaptureFixture) -> None:
-    import regex
+class _SlowRules(RulesDetector):
+    """One regex that backtracks exponentially on "aaa...b" (compiled past the load-time check)."""
 
-    from safety_filter.detectors.rules import CompiledRules, Entry, RuleList
+    def load(self) -> None:
+        import regex
 
-    slow = Entry(list_name="t", category="hate", term="(a|aa)+$", rule_id="t:slow", kind="regex", on="original",
-                 pattern=regex.compile("(a|aa)+$"))
-    rl = RuleList(name="t", category="hate", path=Path("t.yaml"), entries=[slow])
-    compiled = CompiledRules([rl], regex_timeout=0.01)
-    with caplog.at_level("WARNING"):
-        assert compiled.match("a" * 60 + "b") == []
+        from safety_filter.detectors.rules import CompiledRules, Entry, RuleList
+
+        slow = Entry(list_name="t", category="hate", term="(a|aa)+$", rule_id="t:slow", kind="regex",
+                     on="original", pattern=regex.compile("(a|aa)+$"))
+        self._compiled = CompiledRules([RuleList(name="t", category="hate", path=Path("t.yaml"), entries=[slow])],
+                                       regex_timeout=0.01)
+
+
+def _slow_rules() -> RulesDetector:
+    det = _SlowRules([])
+    det.load()
+    return det
+
+
+def test_regex_timeout_raises_instead_of_skipping_the_rule(caplog: pytest.LogCaptureFixture) -> None:
+    from safety_filter.errors import InspectionError
+
+    det = _slow_rules()
+    with caplog.at_level("WARNING"), pytest.raises(InspectionError, match="t:slow timed out"):
+        det.detect(["a" * 60 + "b"])
     assert "t:slow timed out" in caplog.text
+    assert det.detect(["b"]) == [[]]  # a fast text is still inspected
+
+
+@pytest.mark.parametrize(("fail_mode", "action"), [("closed", Action.BLOCK), ("open", Action.ANNOTATE)])
+def test_regex_timeout_applies_the_fail_mode(fail_mode: str, action: Action) -> None:
+    from safety_filter.engine import Engine
+    from tests.conftest import make_policy
+
+    engine = Engine(make_policy(fail_mode=fail_mode), [_slow_rules()])
+    [verdict] = engine.check_sync(["a" * 60 + "b"], "prompt")
+    assert verdict.action is action
+    assert verdict.error is not None and "timed out" in verdict.error
 
 
 def test_regex_prefilter_literals() -> None:

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from safety_filter.findings import Finding
+from safety_filter.text.view import model_view
 
 
 def default_model_dir() -> Path:
@@ -133,13 +134,16 @@ class ClassifierDetector:
         return best
 
     def detect(self, texts: Sequence[str]) -> list[list[Finding]]:
+        """Findings on the model view of each text (evasions undone), spans in the original."""
+        views = [model_view(text or "") for text in texts]
         out: list[list[Finding]] = []
-        for best in self._best(texts):
+        for view, best in zip(views, self._best([v.text for v in views]), strict=True):
             findings = []
             for c, (p, span) in best.items():
                 if p >= self.score_floor:
-                    findings.append(Finding(category=c, score=min(1.0, max(0.0, p)), source=self.name, span=span,
-                                            rule_id=f"classifier:{self.version}",
-                                            evidence=f"model score {p:.2f} (recommended threshold {self.thresholds.get(c, 0.5):.2f})"))
+                    threshold = self.thresholds.get(c, 0.5)
+                    findings.append(Finding(category=c, score=min(1.0, max(0.0, p)), source=self.name,
+                                            span=view.original_span(*span), rule_id=f"classifier:{self.version}",
+                                            evidence=f"model score {p:.2f} (recommended threshold {threshold:.2f})"))
             out.append(findings)
         return out

@@ -3,8 +3,8 @@ without their consent.
 
 One keyword list cannot tell a request to strip a coworker's photo from a victim asking how to
 get a fake image of herself taken down, or from a request for an ordinary portrait of a named
-singer: the same words appear in all three. `NCIIDetector` therefore combines independent signals, each with its own span, and only
-reports `non_consensual` when they add up.
+singer: the same words appear in all three. `NCIIDetector` therefore combines independent
+signals, each with its own span, and only reports `non_consensual` when they add up.
 
 Signals (data in ``blocklists/_ncii/``, which the rules detector does not load):
 
@@ -68,6 +68,13 @@ score once more, and non_consensual >= 0.9 keeps a framed score at 0.5 or above.
 hit (no person, no intent) is left to ``ClassifierDetector``'s own finding; this detector does
 not duplicate it.
 
+Every list and pattern reads the lowercase, accent-free fold of the model view
+(`safety_filter.text.view`): invisible characters, tags, entities, look-alikes, spaced letters
+and leetspeak do not hide a word; presidio and the classifier read the model view itself. Spans
+are mapped back to the original text. A failure of the NER or of the classifier is logged,
+counted (``safety_filter_detector_errors``) and raised as `InspectionError`, so the policy's fail
+mode applies and the engine records the error in the verdict and the audit trail.
+
 When the final score reaches ``threshold`` (default 0.5, the policy's default block threshold),
 the text gets one finding per contributing signal (``rule_id`` ``ncii:person:<kind>``,
 ``ncii:intent:<group>:<pattern>``, ``ncii:classifier``) all with the final score and
@@ -78,9 +85,9 @@ reported.
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
-import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,9 +95,16 @@ from typing import Any
 
 import yaml
 
+from safety_filter import metrics
+from safety_filter.errors import InspectionError
 from safety_filter.findings import Category, Finding
+from safety_filter.text.language import guess_language
+from safety_filter.text.normalize import Normalized
+from safety_filter.text.view import lower_fold, model_view, view_index
 
-__all__ = ["NCIIDetector", "Signal", "classifier_scores_from", "guess_language", "normalize_keep_offsets"]
+__all__ = ["NCIIDetector", "Signal", "classifier_scores_from"]
+
+log = logging.getLogger(__name__)
 
 ClassifierScores = Callable[[Sequence[str]], Sequence[Mapping[str, float]]]
 PeopleFinder = Callable[[str, str], Sequence[Any]]
@@ -109,45 +123,8 @@ class Signal:
     evidence: str = ""
 
 
-# --- normalisation ---------------------------------------------------------------------------
-
-_FOLD_EXTRA = {"œ": "o", "Œ": "o", "æ": "a", "Æ": "a", "’": "'", "‘": "'", "ʼ": "'", "`": "'",
-               "‐": "-", "‑": "-", "–": "-", "—": "-", "ß": "s"}
-_fold_cache: dict[str, str] = {}
-
-
-def _fold(ch: str) -> str:
-    out = _fold_cache.get(ch)
-    if out is None:
-        if ch in _FOLD_EXTRA:
-            out = _FOLD_EXTRA[ch]
-        else:
-            base = unicodedata.normalize("NFKD", ch)
-            base = "".join(c for c in base if not unicodedata.combining(c)) or ch
-            low = base.lower()
-            out = low[0] if low else ch
-        _fold_cache[ch] = out
-    return out
-
-
-def normalize_keep_offsets(text: str) -> str:
-    """Lower case, accents stripped, one character out per character in.
-
-    Keeping the length means a match's (start, end) is a span of the original text. ("œ" folds
-    to "o", so write patterns as ``s(?:oe|o)ur``.)
-    """
-    return "".join(_fold(c) for c in text)
-
-
-_FR_HINTS = re.compile(
-    r"\b(?:le|la|les|des|une|est|et|je|tu|il|elle|nous|vous|pour|sur|avec|dans|pas|que|qui|"
-    r"mon|ma|mes|ton|ta|tes|son|sa|ses|cette|ce|du|au|aux|comment|quoi|stp|svp)\b")
-_EN_HINTS = re.compile(
-    r"\b(?:the|a|an|is|and|i|you|he|she|we|they|for|on|with|in|not|that|who|my|your|his|her|"
-    r"this|of|to|how|what|please|can)\b")
-
-
-_CAPITALISED_NAME = re.compile(r"\b[A-ZÀ-ÖØ-Þ][a-zà-öø-ÿ'’]+(?:[ -][A-ZÀ-ÖØ-Þ][a-zà-öø-ÿ'’]+)+\b")
+_CAPITALISED_NAME = re.compile(
+r"\b[A-ZÀ-ÖØ-Þ][a-zà-öø-ÿ'’]+(?:[ -][A-ZÀ-ÖØ-Þ][a-zà-öø-ÿ'’]+)+\b")  # noqa: RUF001
 # A directive: the intent phrase opens its clause, at most after a request prefix and a creation
 # verb with a few words ("<framing>, <intent verb> <person>", "pls make a <intent noun> of ...").
 # Framing words never excuse a directive, so a research/news pretext does not let one through.
@@ -160,13 +137,6 @@ _DIRECTIVE_PREFIX = re.compile(
     r"cree|creez|genere|generez|fabrique|montre-moi|envoie-moi|donne-moi)\b(?:\s+\S+){0,3}?)?\s*$")
 _DIRECTIVE_GROUPS = ("alter", "distribute", "voyeur_act")
 _SECOND_PERSON = re.compile(r"\b(?:you|your|toi|te|t'|tu)\b|\bt'")
-
-
-def guess_language(normalized: str) -> str:
-    """'fr' or 'en' from function-word counts (enough to pick the spaCy model)."""
-    fr = len(_FR_HINTS.findall(normalized))
-    en = len(_EN_HINTS.findall(normalized))
-    return "fr" if fr > en else "en"
 
 
 # --- data loading ----------------------------------------------------------------------------
@@ -188,7 +158,7 @@ _TOKEN = re.compile(r"\w+")
 
 def _phrase_key(phrase: str) -> str:
     """A list phrase as its normalised word tokens joined by one space."""
-    return " ".join(_TOKEN.findall(normalize_keep_offsets(phrase.strip())))
+    return " ".join(_TOKEN.findall(lower_fold(model_view(phrase.strip()).text)))
 
 
 class _PhraseIndex:
@@ -235,7 +205,7 @@ def _people_finder_default(*, warm: bool) -> tuple[PeopleFinder | None, str | No
     """`safety_filter.pii.find_people` (warmed up when `warm`: presidio + spaCy loaded), or (None, why)."""
     try:
         from safety_filter import pii
-    except Exception as exc:  # noqa: BLE001 - presidio/spaCy absent or broken: lists only
+    except Exception as exc:
         return None, f"{type(exc).__name__}: {exc}"
     finder = getattr(pii, "find_people", None)
     if not callable(finder):
@@ -244,7 +214,7 @@ def _people_finder_default(*, warm: bool) -> tuple[PeopleFinder | None, str | No
     if warm and callable(warm_up):
         try:
             warm_up()
-        except Exception as exc:  # noqa: BLE001 - e.g. PIIUnavailable: a spaCy model is missing
+        except Exception as exc:
             return None, f"{type(exc).__name__}: {exc}"
     return finder, None
 
@@ -325,7 +295,7 @@ class NCIIDetector:
         signals_dir: str | Path | None = None,
         *,
         classifier: ClassifierScores | None = None,
-        people_finder: PeopleFinder | None | bool = None,
+        people_finder: PeopleFinder | bool | None = None,
         use_ner: str = "auto",
         threshold: float = 0.5,
         window: int = 400,
@@ -416,28 +386,38 @@ class NCIIDetector:
 
     # -- signals --
 
-    def signals(self, text: str, *, ner: bool | None = None) -> list[Signal]:
-        """Every signal found in `text` (spans index the original text). For tests and audit."""
+    def signals(self, text: str, *, ner: bool | None = None, view: Normalized | None = None) -> list[Signal]:
+        """Every signal found in `text` (spans index the original text). For tests and audit.
+
+        Lists and patterns read the lowercase fold of the model view, so invisible characters,
+        look-alikes, entities and spaced letters do not hide a word from them.
+        """
         if not self._loaded:
             self.load()
-        norm = normalize_keep_offsets(text)
+        view = view if view is not None else model_view(text)
+        norm = lower_fold(view.text)
         out: list[Signal] = []
+
+        def add(kind: str, group: str, pattern: str, start: int, end: int, strength: str) -> None:
+            a, b = view.original_span(start, end)
+            out.append(Signal(kind, group, pattern, a, b, strength, text[a:b]))
+
         tokens = [(m.start(), m.end(), m.group(0)) for m in _TOKEN.finditer(norm)]
         for start, end, label, strength in self._figures.find(tokens):
-            out.append(Signal("person", "figure", label, start, end, strength, text[start:end]))
+            add("person", "figure", label, start, end, strength)
         for start, end, label, strength in self._relations.find(tokens):
-            out.append(Signal("person", "relation", label, start, end, strength, text[start:end]))
+            add("person", "relation", label, start, end, strength)
         for group, pid, rx in self._intent:
             for m in rx.finditer(norm):
                 if m.end() == m.start():
                     continue
                 if group in ("image_ref", "pronoun"):
-                    out.append(Signal("person", group, pid, m.start(), m.end(), WEAK, text[m.start():m.end()]))
+                    add("person", group, pid, m.start(), m.end(), WEAK)
                 else:
-                    out.append(Signal("intent", group, pid, m.start(), m.end(), STRONG, text[m.start():m.end()]))
-        for group, factor, applies, pid, rx in self._framing:
+                    add("intent", group, pid, m.start(), m.end(), STRONG)
+        for group, _factor, _applies, pid, rx in self._framing:
             for m in rx.finditer(norm):
-                out.append(Signal("framing", group, pid, m.start(), m.end(), STRONG, text[m.start():m.end()]))
+                add("framing", group, pid, m.start(), m.end(), STRONG)
 
         has_intent = any(s.kind == "intent" and s.group not in ("intimate_setting",) for s in out)
         has_strong_person = any(s.kind == "person" and s.strength == STRONG for s in out)
@@ -446,27 +426,31 @@ class NCIIDetector:
             and (self.use_ner == "always" or (self.use_ner == "auto" and has_intent and not has_strong_person))
         )
         if run_ner and self.people_finder is not None:
-            out.extend(self._ner_people(text, norm, out))
+            out.extend(self._ner_people(text, view, out))
         elif self.people_finder is None and self.use_ner != "never" and has_intent and not has_strong_person:
-            out.extend(self._name_heuristic(text, out))
+            out.extend(self._name_heuristic(text, view, out))
         return out
 
-    def _name_heuristic(self, text: str, existing: list[Signal]) -> list[Signal]:
+    def _name_heuristic(self, text: str, view: Normalized, existing: list[Signal]) -> list[Signal]:
         """Fallback when presidio is unavailable: two or more capitalised words in a row."""
         taken = [(s.start, s.end) for s in existing if s.kind == "person" and s.group in ("figure", "relation")]
         out = []
-        for m in _CAPITALISED_NAME.finditer(text):
-            if any(a < m.end() and m.start() < b for a, b in taken):
+        for m in _CAPITALISED_NAME.finditer(view.text):
+            a, b = view.original_span(m.start(), m.end())
+            if any(x < b and a < y for x, y in taken):
                 continue
-            out.append(Signal("person", "name_heuristic", "capitalised", m.start(), m.end(), WEAK, m.group(0)))
+            out.append(Signal("person", "name_heuristic", "capitalised", a, b, WEAK, text[a:b]))
         return out
 
-    def _ner_people(self, text: str, norm: str, existing: list[Signal]) -> list[Signal]:
+    def _ner_people(self, text: str, view: Normalized, existing: list[Signal]) -> list[Signal]:
+        """PERSON spans from presidio on the model view; a failure raises (the fail mode applies)."""
         try:
-            found = self.people_finder(text, guess_language(norm))  # type: ignore[misc]
-        except Exception as exc:  # noqa: BLE001 - NER failure must not break detection
+            found = self.people_finder(view.text, guess_language(view.text))  # type: ignore[misc]
+        except Exception as exc:
             self.ner_error = f"{type(exc).__name__}: {exc}"
-            return []
+            log.error("ncii: person recognition failed: %s", self.ner_error)
+            metrics.current().detector_errors.labels(self.name, "ner").inc()
+            raise InspectionError(f"ncii: person recognition failed: {self.ner_error}") from exc
         taken = [(s.start, s.end) for s in existing if s.kind == "person" and s.group in ("figure", "relation")]
         # a small NER model calls a capitalised sentence-initial verb a PERSON ("Génère ...");
         # a name cannot be the verb that opens an intent phrase, so such spans are dropped
@@ -476,9 +460,10 @@ class NCIIDetector:
                 taken.append((s.start, s.start + (first.end() if first else 0)))
         out = []
         for item in found or ():
-            span = _span_of(item)
-            if span is None or not 0 <= span[0] < span[1] <= len(text):
+            vspan = _span_of(item)
+            if vspan is None or not 0 <= vspan[0] < vspan[1] <= len(view.text):
                 continue
+            span = view.original_span(*vspan)
             if any(a < span[1] and span[0] < b for a, b in taken):
                 continue  # already a figure/relation, or part of an intent phrase
             out.append(Signal("person", "ner", "PERSON", span[0], span[1], WEAK, text[span[0]:span[1]]))
@@ -490,11 +475,13 @@ class NCIIDetector:
         gap = max(a.start, b.start) - min(a.end, b.end)
         return gap <= self.window
 
-    def score(self, text: str, clf: Mapping[str, float] | None = None, *,
-              sigs: list[Signal] | None = None) -> tuple[float, str, list[Signal], list[Signal]]:
+    def score(self, text: str, clf: Mapping[str, float] | None = None, *, sigs: list[Signal] | None = None,
+              view: Normalized | None = None) -> tuple[float, str, list[Signal], list[Signal]]:
         """(score, rule that fired, contributing signals, framing signals applied)."""
+        view = view if view is not None else model_view(text)
+        norm = lower_fold(view.text)
         if sigs is None:
-            sigs = self.signals(text)
+            sigs = self.signals(text, view=view)
         persons = [s for s in sigs if s.kind == "person"]
         strong_p = [s for s in persons if s.strength == STRONG]
         weak_p = [s for s in persons if s.strength == WEAK]
@@ -562,12 +549,14 @@ class NCIIDetector:
             pairs = near_any(nudity, strong_p)
             named = [p for p in weak_p if p.group in ("ner", "name_heuristic", "figure")]
             imagery = by_group.get("imagery", [])
-            named_pairs = [(n, p) for n, p in near_any(nudity, named, limit=50) if any(self._near(n, i) for i in imagery)]
+            named_pairs = [(n, p) for n, p in near_any(nudity, named, limit=50)
+                           if any(self._near(n, i) for i in imagery)]
             if pairs:
                 candidates.append((0.85, "nudity+person", [pairs[0][0], pairs[0][1]], False))
             elif named_pairs:
                 im = next(i for i in imagery if self._near(named_pairs[0][0], i))
-                candidates.append((0.70, "nudity+named_person+imagery", [named_pairs[0][0], named_pairs[0][1], im], True))
+                candidates.append((0.70, "nudity+named_person+imagery",
+                                   [named_pairs[0][0], named_pairs[0][1], im], True))
             else:
                 pairs = near_any(nudity, weak_p)
                 if pairs:
@@ -579,7 +568,7 @@ class NCIIDetector:
             else:
                 pairs = near_any(sexual, weak_p)
                 named = near_any(sexual, [p for p in weak_p if p.group in ("ner", "figure", "name_heuristic")])
-                if named and _SECOND_PERSON.search(normalize_keep_offsets(text)):
+                if named and _SECOND_PERSON.search(norm):
                     # a sexual scene between the user and a named person
                     candidates.append((0.55, "sexual+named_person+you", [named[0][0], named[0][1]], True))
                 elif pairs:
@@ -598,9 +587,8 @@ class NCIIDetector:
             return 0.0, "", [], []
         best = max(candidates, key=lambda c: c[0])
         score, rule, used, fiction_able = best
-        norm = normalize_keep_offsets(text)
         directive = any(
-            s.group in _DIRECTIVE_GROUPS and _is_directive(norm, s.start)
+            s.group in _DIRECTIVE_GROUPS and _is_directive(norm, view_index(view, s.start))
             for s in used if s.kind == "intent"
         )
         # Explain with every person reference near the intent, strongest first (a NER name
@@ -644,7 +632,8 @@ class NCIIDetector:
     def detect(self, texts: Sequence[str]) -> list[list[Finding]]:
         if not self._loaded:
             self.load()
-        all_sigs = [self.signals(t) for t in texts]
+        views = [model_view(t) for t in texts]
+        all_sigs = [self.signals(t, view=v) for t, v in zip(texts, views, strict=True)]
         clf_by_index: dict[int, Mapping[str, float]] = {}
         if self.classifier is not None and texts:
             # The classifier only changes a verdict next to a person or an intent signal, so it
@@ -652,14 +641,16 @@ class NCIIDetector:
             need = [i for i, sigs in enumerate(all_sigs) if _worth_classifying(sigs)]
             if need:
                 try:
-                    scored = self.classifier([texts[i] for i in need])
-                    clf_by_index = {i: scored[k] for k, i in enumerate(need) if k < len(scored)}
-                except Exception:  # noqa: BLE001 - the classifier reports its own errors; rules still run
-                    clf_by_index = {}
+                    scored = self.classifier([views[i].text for i in need])
+                except Exception as exc:
+                    log.error("ncii: classifier failed: %s: %s", type(exc).__name__, exc)
+                    metrics.current().detector_errors.labels(self.name, "classifier").inc()
+                    raise InspectionError(f"ncii: classifier failed: {type(exc).__name__}: {exc}") from exc
+                clf_by_index = {i: scored[k] for k, i in enumerate(need) if k < len(scored)}
         results: list[list[Finding]] = []
         for i, text in enumerate(texts):
             clf = clf_by_index.get(i)
-            score, rule, used, applied = self.score(text, clf, sigs=all_sigs[i])
+            score, rule, used, applied = self.score(text, clf, sigs=all_sigs[i], view=views[i])
             if score < self.threshold or not used:
                 results.append([])
                 continue
@@ -668,7 +659,8 @@ class NCIIDetector:
             findings = []
             for s in used:
                 rid = f"ncii:person:{s.group}" if s.kind == "person" else f"ncii:intent:{s.group}:{s.pattern}"
-                findings.append(Finding(cat, score, self.name, (s.start, s.end), rid, f"{s.kind} ({s.group}): {s.evidence!r}"))
+                findings.append(Finding(cat, score, self.name, (s.start, s.end), rid,
+                                        f"{s.kind} ({s.group}): {s.evidence!r}"))
             if clf is not None and rule.startswith("classifier"):
                 findings.append(Finding(cat, score, self.name, None, "ncii:classifier",
                                         f"classifier non_consensual={clf.get('non_consensual', 0.0):.2f} "

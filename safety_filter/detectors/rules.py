@@ -2,14 +2,17 @@
 
 A list is a YAML file (name, category, action, entries, allow exceptions...) or a plain `.txt`
 file with one term per line; `blocklists/README.md` documents both formats. Every literal entry
-of every loaded list is normalised with `safety_filter.normalize` and compiled into ONE
+of every loaded list is normalised with `safety_filter.text.normalize` and compiled into ONE
 Aho-Corasick automaton (`ahocorasick_rs`), whose matching cost does not depend on the number of
 terms. The text is normalised the same way, scanned once, and whole-word / prefix / suffix
-boundaries are checked on the normalised text. Regex entries run with the `regex` package's
-timeout, after a load-time check that refuses nested quantifiers and patterns that blow up on
-adversarial probes; each is guarded by literals worked out from its source (`regex_triggers`),
-added to the same automaton, so a regex only runs on texts that contain one of them.
-A list's `action` override is carried in `Finding.action`.
+boundaries are checked on the normalised text; a text with words split by '-', '.' or '_'
+("ki-ll") is scanned a second time in its fused spelling. Regex entries run with the `regex`
+package's timeout, after a load-time check that refuses nested quantifiers and patterns that
+blow up on adversarial probes; a timeout at run time raises `InspectionError` (the policy's fail
+mode applies: a rule someone can make slow must not switch itself off). Each regex is guarded by
+literals worked out from its source (`regex_triggers`), added to the same automaton, so a regex
+only runs on texts that contain one of them. A list's `action` override is carried in
+`Finding.action`.
 """
 
 from __future__ import annotations
@@ -28,9 +31,16 @@ import ahocorasick_rs
 import regex
 import yaml
 
-from safety_filter.errors import ConfigurationError
+from safety_filter.errors import ConfigurationError, InspectionError
 from safety_filter.findings import CATEGORIES, Action, Finding
-from safety_filter.normalize import Normalized, fold_char, normalize, normalize_term_runs, runs_compatible
+from safety_filter.text.normalize import (
+    Normalized,
+    fold_char,
+    has_joiners,
+    normalize,
+    normalize_term_runs,
+    runs_compatible,
+)
 
 __all__ = [
     "BlocklistError",
@@ -66,7 +76,7 @@ _QUANT = r"(?:(?<![+*?}\\])[+*]|\{\d*,\d*\})(?!\+)"
 _NESTED_QUANTIFIER_RE = re.compile(rf"\((?!\?>)(?:[^()\\]|\\.)*{_QUANT}(?:[^()\\]|\\.)*\){_QUANT}")
 REGEX_PROBE_TIMEOUT = 0.05
 DEFAULT_REGEX_TIMEOUT = 0.1
-NORMALIZER_VERSION = "1"
+NORMALIZER_VERSION = "2"
 DFA_MAX_PATTERNS = 20_000
 
 
@@ -604,33 +614,59 @@ class CompiledRules:
     def match(
         self, text: str, *, include_allowed: bool = False, normalized: Normalized | None = None
     ) -> list[RuleMatch]:
+        """Entries that fire on `text`; raises InspectionError when a regex entry times out."""
         n = normalized if normalized is not None else normalize(text)
-        s = n.text
         blocks: list[tuple[Entry, tuple[int, int], tuple[int, int]]] = []
         allows: list[tuple[Entry, tuple[int, int]]] = []
+        triggered = self._scan_terms(n, blocks, allows)
+        self._run_regexes(text, n, triggered, blocks, allows, original=True)
+        if has_joiners(text):  # "ki-ll", "ki.ll": the fused view too, allow exceptions included
+            fused = normalize(text, fuse=True)
+            extra: list[tuple[Entry, tuple[int, int], tuple[int, int]]] = []
+            self._run_regexes(text, fused, self._scan_terms(fused, extra, allows), extra, allows, original=False)
+            # a spelling both views read is one match, not two findings that add up
+            seen = [(e.category, o) for e, _, o in blocks]
+            blocks += [b for b in extra if not any(c == b[0].category and o[0] < b[2][1] and b[2][0] < o[1]
+                                                   for c, o in seen)]
+        return self._resolve(text, blocks, allows, include_allowed)
+
+    def _scan_terms(self, n: Normalized, blocks: list[tuple[Entry, tuple[int, int], tuple[int, int]]],
+                    allows: list[tuple[Entry, tuple[int, int]]]) -> set[int]:
+        """Automaton matches on one normalised view; returns id() of the regexes it triggered."""
+        s = n.text
         triggered: set[int] = set()  # id() of regex entries whose prefilter literal was found
-        if self.automaton is not None and s:
-            refs = self.refs
-            trigger_refs = self.trigger_refs
-            for pid, start, end in self.automaton.find_matches_as_indexes(s, overlapping=True):
-                if pid in trigger_refs:
-                    for entry in trigger_refs[pid]:
-                        triggered.add(id(entry))
-                for entry, runs in refs[pid]:
-                    if not _boundary_ok(entry.match, s, start, end):
-                        continue
-                    if not runs_compatible(n.runs, start, runs, end - start,
-                                           open_start=entry.match in ("substring", "suffix"),
-                                           open_end=entry.match in ("substring", "prefix")):
-                        continue
-                    ospan = n.original_span(start, end)
-                    if entry.allow:
-                        allows.append((entry, ospan))
-                    else:
-                        blocks.append((entry, (start, end), ospan))
+        if self.automaton is None or not s:
+            return triggered
+        refs = self.refs
+        trigger_refs = self.trigger_refs
+        for pid, start, end in self.automaton.find_matches_as_indexes(s, overlapping=True):
+            if pid in trigger_refs:
+                for entry in trigger_refs[pid]:
+                    triggered.add(id(entry))
+            for entry, runs in refs[pid]:
+                if not _boundary_ok(entry.match, s, start, end):
+                    continue
+                if not runs_compatible(n.runs, start, runs, end - start,
+                                       open_start=entry.match in ("substring", "suffix"),
+                                       open_end=entry.match in ("substring", "prefix")):
+                    continue
+                ospan = n.original_span(start, end)
+                if entry.allow:
+                    allows.append((entry, ospan))
+                else:
+                    blocks.append((entry, (start, end) if not n.fuse else (-1, -1), ospan))
+        return triggered
+
+    def _run_regexes(self, text: str, n: Normalized, triggered: set[int],
+                     blocks: list[tuple[Entry, tuple[int, int], tuple[int, int]]],
+                     allows: list[tuple[Entry, tuple[int, int]]], *, original: bool) -> None:
+        """Regex entries on one view (`original`: also those that read the original text)."""
+        s = n.text
         to_run = self.always_regexes if not triggered else \
             [e for e in self.regexes if not e.triggers or id(e) in triggered]
         for entry in to_run:
+            if entry.on != "normalized" and not original:
+                continue
             target = s if entry.on == "normalized" else text
             # bounds exponential blow-ups; grows with the text so a linear scan of a long text is not cut
             timeout = self.regex_timeout * max(1.0, len(target) / 100_000)
@@ -639,8 +675,8 @@ class CompiledRules:
                     if m.end() == m.start():
                         continue
                     if entry.on == "normalized":
-                        nspan = m.span()
-                        ospan = n.original_span(*nspan)
+                        nspan = m.span() if not n.fuse else (-1, -1)
+                        ospan = n.original_span(*m.span())
                     else:
                         ospan = m.span()
                         nspan = (-1, -1)
@@ -649,8 +685,16 @@ class CompiledRules:
                     else:
                         blocks.append((entry, nspan, ospan))
             except TimeoutError:
-                log.warning("rule %s timed out after %.0f ms on a %d-character text; skipped",
-                            entry.rule_id, self.regex_timeout * 1000, len(text))
+                # skipping the rule would let whoever can make it slow switch it off: the text
+                # is uninspected, and the engine applies the policy's fail mode
+                log.warning("rule %s timed out after %.0f ms on a %d-character text", entry.rule_id,
+                            timeout * 1000, len(text))
+                raise InspectionError(f"rule {entry.rule_id} timed out after {timeout * 1000:.0f} ms on a "
+                                      f"{len(text)}-character text") from None
+
+    def _resolve(self, text: str, blocks: list[tuple[Entry, tuple[int, int], tuple[int, int]]],
+                 allows: list[tuple[Entry, tuple[int, int]]], include_allowed: bool) -> list[RuleMatch]:
+        """Blocks not covered by an allow exception of their list (or a global one), deduplicated."""
         out: list[RuleMatch] = []
         seen: set[tuple[str, tuple[int, int]]] = set()
         for entry, nspan, ospan in blocks:

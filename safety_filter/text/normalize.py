@@ -8,25 +8,34 @@ matches every spelling that normalises to the same string.
 
 Stages, each a single pass driven by tables or one pre-compiled regex (never one regex per term):
 
+0. **HTML entities** decoded (``&#107;``, ``&#x6b;``, ``&amp;``; up to three levels).
 1. **fold** (per character, cached table): NFKC (fullwidth, mathematical letters, ligatures,
-   superscripts), look-alike letters mapped to Latin (Cyrillic, Greek, small capitals, regional
-   indicator letters), casefold, accents stripped (NFKD then combining marks dropped; ``œ``,
-   ``æ``, ``ø``, ``ł``... mapped explicitly), invisible characters dropped (format characters
-   such as zero-width space/joiner, soft hyphen, bidi marks, variation selectors, tag characters,
-   Hangul fillers, braille blank).
-2. **squeeze separators**: runs of whitespace, ``-`` and ``_`` become one space, so a
+   superscripts), look-alikes mapped to Latin from Unicode's TR39 confusables data
+   (`safety_filter.text.confusables`: Cyrillic, Greek, Armenian, Lisu, small capitals, negative
+   circled/squared and parenthesized letters, regional indicators), casefold, accents stripped
+   (NFKD then combining marks dropped; ``œ``, ``æ``, ``ø``, ``ł``... mapped explicitly), tag
+   characters decoded to the ASCII they hide, invisible characters dropped (format characters
+   such as zero-width space/joiner, soft hyphen, bidi controls, variation selectors; NUL and
+   other controls; Hangul fillers, braille blank) and emoji dropped (``k🔥i🔥l🔥l`` is ``kill``).
+2. **join spaced letters**: three or more single word characters separated by one to three of
+   whitespace or `` .-_*·•~`` (``n a z i``, ``n.a.z.i``, ``n-4-z-1``, ``k\ni\nl\nl``) become one
+   word; a gap longer than (or unlike) the run's usual one separates words, so
+   ``k i l l  a l l  x`` gives ``kill all x``, not ``killallx``.
+3. **squeeze separators**: runs of whitespace, ``-`` and ``_`` become one space, so a
    multi-word entry matches across line breaks, double spaces and hyphens.
-3. **join spaced letters**: three or more single word characters separated by one to three of
-   `` .*·•~`` (after stage 2: ``n a z i``, ``n.a.z.i``, ``n-4-z-1``, ``n_a_z_i``) become one word.
-4. **leetspeak**, inside a token that also contains a letter: ``0 1 3 4 5 7 @ $ € ! |`` map to
-   ``o i e a s t a s e i l``. Tokens without a letter (``1488``, ``2024``, ``$100``) are left
-   alone, and a trailing ``!`` or ``|`` is punctuation, not a letter (``hate!`` stays ``hate!``).
-   (``1`` also stands for ``l``: the matcher adds an ``l``-as-``i`` variant of list entries.)
+4. **leetspeak**, inside a token that also contains a letter: ``0 1 3 4 5 6 7 9 @ $ € ! | ¡ £ ¢
+   ¥ §`` map to ``o i e a s g t g a s e i l i l c y s``. Tokens without a letter (``1488``,
+   ``2024``, ``$100``) are left alone, and a trailing ``!`` or ``|`` is punctuation, not a letter
+   (``hate!`` stays ``hate!``). (``1`` also stands for ``l``: the matcher adds an
+   ``l``-as-``i`` variant of list entries.)
 5. **collapse repeated letters**: a run of the same letter becomes one (``haaate`` -> ``hate``,
    ``hello`` -> ``helo``), and its length is remembered (`Normalized.runs`): the matcher
    requires a text run to equal the entry's or be a clear stretch of it (3+), so ``nigger``
    does not match the country ``Niger`` nor ``god`` match ``good``. Digits are not collapsed
    (``1488`` stays ``1488``).
+
+`normalize(text, fuse=True)` is a second view that also removes ``.``, ``-`` and ``_`` between
+letters (``ki-ll``, ``ki.ll``, ``ki_ll``): the rules match it too when such a split occurs.
 
 Every character of `.text` carries the (start, end) range of original characters it stands
 for; deleted characters (separators, invisibles, repeated letters) are merged into the range of
@@ -35,19 +44,65 @@ the kept character before them, so a span always covers the whole obfuscated spe
 
 from __future__ import annotations
 
+import html
 import re
 import unicodedata
 
+from safety_filter.text.confusables import confusables
+
 __all__ = [
     "Normalized",
+    "decode_entities",
+    "decode_entities_with_offsets",
     "fold_char",
+    "has_joiners",
+    "is_invisible",
+    "is_pictograph",
     "is_word_char",
     "normalize",
     "normalize_term",
     "normalize_term_runs",
     "normalize_text",
+    "rewrite",
     "runs_compatible",
 ]
+
+# --- stage 0: HTML entities ---------------------------------------------------------------
+
+# `&#107;`, `&#x6b;`, `&amp;`: decoded (up to three times, for `&amp;#107;`) before anything else
+_ENTITY_RE = re.compile(r"&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});?")
+
+
+def _entity(m: re.Match[str]) -> str:
+    return html.unescape(m.group())
+
+
+def decode_entities(text: str) -> str:
+    """HTML character references decoded (text only)."""
+    for _ in range(3):
+        if "&" not in text:
+            break
+        decoded = _ENTITY_RE.sub(_entity, text)
+        if decoded == text:
+            break
+        text = decoded
+    return text
+
+
+def decode_entities_with_offsets(text: str) -> tuple[str, list[int], list[int]]:
+    """`decode_entities` with each output character's (start, end) range in `text`."""
+    n = len(text)
+    s, starts, ends = text, list(range(n)), list(range(1, n + 1))
+    for _ in range(3):
+        if "&" not in s:
+            break
+        ops = [(m.start(), m.end(), html.unescape(m.group())) for m in _ENTITY_RE.finditer(s)]
+        ops = [op for op in ops if op[2] != s[op[0]:op[1]]]
+        if not ops:
+            break
+        s, starts, ends = rewrite(s, starts, ends, ops)
+    return s, starts, ends
+
 
 # --- stage 1 tables ------------------------------------------------------------------------
 
@@ -59,65 +114,66 @@ _INVISIBLE_EXTRA = {
     0x180E,  # Mongolian vowel separator
     0x17B4, 0x17B5,  # Khmer inherent vowels
 }
+TAG_FIRST, TAG_LAST = 0xE0020, 0xE007E  # tag characters: invisible copies of ASCII 0x20-0x7E
 
-# Look-alikes mapped to Latin, applied *before* casefolding (so uppercase forms that look like
-# a different Latin letter than their lowercase can be told apart) and again after it.
-_HOMOGLYPHS: dict[str, str] = {
-    # Cyrillic, uppercase
-    "А": "a", "В": "b", "Е": "e", "К": "k", "М": "m", "Н": "h", "О": "o", "Р": "p", "С": "c",
-    "Т": "t", "У": "y", "Х": "x", "І": "i", "Ј": "j", "Ѕ": "s", "Ԁ": "d", "Ү": "y", "Ӏ": "l",
-    "Ԛ": "q", "Ԝ": "w", "З": "3",
-    # Cyrillic, lowercase
-    "а": "a", "в": "b", "е": "e", "к": "k", "м": "m", "н": "h", "о": "o", "р": "p", "с": "c",
-    "т": "t", "у": "y", "х": "x", "і": "i", "ј": "j", "ѕ": "s", "ԁ": "d", "һ": "h", "ӏ": "l",
-    "ү": "y", "ԛ": "q", "ԝ": "w", "ё": "e", "ї": "i", "ɡ": "g", "п": "n", "г": "r", "ь": "b",
-    # Greek, uppercase
-    "Α": "a", "Β": "b", "Ε": "e", "Ζ": "z", "Η": "h", "Ι": "i", "Κ": "k", "Μ": "m", "Ν": "n",
-    "Ο": "o", "Ρ": "p", "Τ": "t", "Υ": "y", "Χ": "x",
-    # Greek, lowercase
-    "α": "a", "β": "b", "γ": "y", "ε": "e", "η": "n", "ι": "i", "κ": "k", "ν": "v", "ο": "o",
-    "ρ": "p", "τ": "t", "υ": "u", "χ": "x", "ω": "w", "μ": "u", "ς": "s", "σ": "o",
-    # small capitals and other Latin look-alikes
-    "ᴀ": "a", "ʙ": "b", "ᴄ": "c", "ᴅ": "d", "ᴇ": "e", "ғ": "f", "ɢ": "g", "ʜ": "h", "ɪ": "i",
-    "ᴊ": "j", "ᴋ": "k", "ʟ": "l", "ᴍ": "m", "ɴ": "n", "ᴏ": "o", "ᴘ": "p", "ʀ": "r", "ꜱ": "s",
-    "ᴛ": "t", "ᴜ": "u", "ᴠ": "v", "ᴡ": "w", "ʏ": "y", "ᴢ": "z", "ı": "i", "ȷ": "j",
-    # letters NFKD does not decompose (French and neighbours)
+# Letters NFKD does not decompose (French and neighbours), and typographic separators.
+_LETTERS_AND_MARKS: dict[str, str] = {
     "œ": "oe", "Œ": "oe", "æ": "ae", "Æ": "ae", "ø": "o", "Ø": "o", "ł": "l", "Ł": "l",
     "đ": "d", "Đ": "d", "ð": "d", "þ": "th", "ß": "ss", "ħ": "h",
-    # typographic variants of separators and apostrophes
     "’": "'", "‘": "'", "ʼ": "'", "`": "'", "´": "'", "‐": "-", "‑": "-", "‒": "-", "–": "-",
-    "—": "-", "―": "-", "−": "-",
+    "—": "-", "―": "-", "−": "-", "_": "-",
 }
-# Regional indicator symbols (flag letters) look like boxed capitals.
-for _i in range(26):
-    _HOMOGLYPHS[chr(0x1F1E6 + _i)] = chr(ord("a") + _i)
 
 
-def _is_invisible(ch: str) -> bool:
+def _latin(ch: str) -> str:
+    """A look-alike's Latin letter (lowercase) or digit, from the TR39 table; else `ch`."""
+    mapped = _LETTERS_AND_MARKS.get(ch)
+    if mapped is not None:
+        return mapped
+    return confusables().get(ch, ch).lower()
+
+
+def is_invisible(ch: str) -> bool:
+    """Renders as nothing: format characters (zero-width, soft hyphen, bidi), fillers, selectors."""
     cp = ord(ch)
     if cp in _INVISIBLE_EXTRA:
         return True
     cat = unicodedata.category(ch)
     if cat == "Cf":  # zero-width space/joiners, soft hyphen, bidi controls, tags, BOM
         return True
+    if cat == "Cc":  # NUL and other controls (whitespace controls are not Cc-only: see below)
+        return not ch.isspace()
     return 0xFE00 <= cp <= 0xFE0F or 0xE0100 <= cp <= 0xE01EF  # variation selectors
 
 
+def is_pictograph(ch: str) -> bool:
+    """Emoji and pictographic symbols: dropped, so "k🔥i🔥l🔥l" reads "kill"."""
+    return ord(ch) >= 0x2190 and unicodedata.category(ch) in ("So", "Sk")
+
+
 def _fold_uncached(ch: str) -> str:
-    if _is_invisible(ch):
+    cp = ord(ch)
+    if TAG_FIRST <= cp <= TAG_LAST:
+        return chr(cp - 0xE0000).lower()
+    if is_invisible(ch):
         return ""
+    if ch in confusables():  # before NFKC, which spells parenthesized letters "(a)"
+        return confusables()[ch].lower()
     out = []
     for c in unicodedata.normalize("NFKC", ch):
-        c = _HOMOGLYPHS.get(c, c)
+        c = _latin(c)
         for c2 in c.casefold():
-            c2 = _HOMOGLYPHS.get(c2, c2)
+            c2 = _latin(c2)
             for c3 in unicodedata.normalize("NFKD", c2):
-                if unicodedata.combining(c3) or _is_invisible(c3):
+                if unicodedata.combining(c3) or is_invisible(c3):
                     continue
                 if unicodedata.category(c3) in ("Mn", "Me"):
                     continue
-                out.append(_HOMOGLYPHS.get(c3, c3))
-    return "".join(out)
+                out.append(_latin(c3))
+    folded = "".join(out)
+    if len(folded) == 1 and is_pictograph(folded):
+        return ""
+    return folded
 
 
 class _FoldTable(dict):
@@ -138,33 +194,39 @@ def fold_char(ch: str) -> str:
     return _FOLD[ch]
 
 
-# --- stages 2-5 patterns -------------------------------------------------------------------
+# --- stages 2-6 patterns -------------------------------------------------------------------
 # Stage 1 maps '_' to '-', so below `\w` (letters, digits, '_') never meets an underscore and
 # means "letter or digit". The stdlib `re` engine is used: it is about twice as fast as
 # `regex` on these simple patterns.
 
-_LEET_DIGITS = {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t"}
-_LEET_SYMBOLS = {"@": "a", "$": "s", "€": "e", "!": "i", "|": "l"}
+_LEET_DIGITS = {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "6": "g", "7": "t", "9": "g"}
+_LEET_SYMBOLS = {"@": "a", "$": "s", "€": "e", "!": "i", "|": "l", "¡": "i", "£": "l", "¢": "c", "¥": "y",
+                 "§": "s"}
 _LEET = {**_LEET_DIGITS, **_LEET_SYMBOLS}
 _LEET_TRANS = str.maketrans(_LEET)
 _TRAILING_PUNCT = "!|"
+_WORDISH_SYMBOLS = "".join(_LEET_SYMBOLS)
 
-_W = r"[\w@$€!|]"  # a word-ish character, leet symbols included
-_SEP = r"[ .\-*·•~]"
+_W = rf"[\w{_WORDISH_SYMBOLS}]"  # a word-ish character, leet symbols included
+_SEP = r"[\s.\-*·•~]"
 # 3+ single word characters each separated by 1-3 separators: n a z i / n.a.z.i / n-4-z-1
 _SPACED_RE = re.compile(rf"(?<!{_W}){_W}(?:{_SEP}{{1,3}}{_W}(?!{_W})){{2,}}")
 _SEP_RE = re.compile(rf"{_SEP}+")
-_LEET_CHAR_RE = re.compile(r"[013457@$€!|]")
+# a '.' or '-' (or '_', folded to '-') between two letters: "ki-ll", "ki.ll" (the fused view)
+_JOINER_RE = re.compile(r"(?<=[^\W\d_])[.\-](?=[^\W\d_])")
+_RAW_JOINER_RE = re.compile(r"[^\W\d_][.\-_\u2010-\u2015][^\W\d_]")
+_LEET_CHAR_RE = re.compile(rf"[{''.join(_LEET)}]")
 _HAS_LETTER_RE = re.compile(r"[^\W\d]")
 _REPEAT_RE = re.compile(r"([^\W\d])\1+")
 _REPEAT_FAST_RE = re.compile(r"([^\W\d])(?=\1)")  # same result, literal replacement (no template)
-_WORDISH_SYMBOLS = "@$€!|"
-_TOKEN_END_RE = re.compile(r"[\w@$€!|]*")
+_TOKEN_END_RE = re.compile(_W + "*")
 # runs of whitespace/'-' that are not already a single space (a lone " " is left alone)
 _SQUEEZE_RE = re.compile(r"[\s\-]{2,}|[^\S ]|-")
-_NON_ASCII_RE = re.compile(r"[^\x00-\x7f]+")
+_NON_PLAIN_RE = re.compile(r"[^\t-\r\x20-\x7e]+")  # anything but printable ASCII and whitespace
 
-_HOMOGLYPHS["_"] = "-"
+_ASCII_TABLE = {i: "" if is_invisible(chr(i)) else chr(i).lower() for i in range(128)}
+_ASCII_TABLE[ord("_")] = "-"
+_FOLD.update({chr(i): folded for i, folded in _ASCII_TABLE.items()})
 
 
 class _FoldOrdTable(dict):
@@ -177,10 +239,12 @@ class _FoldOrdTable(dict):
         return folded
 
 
-_FOLD_ORD = _FoldOrdTable({i: chr(i).lower() for i in range(128)})
-_FOLD_ORD[ord("_")] = "-"
-_ASCII_TABLE = {i: chr(i).lower() for i in range(128)}
-_ASCII_TABLE[ord("_")] = "-"
+_FOLD_ORD = _FoldOrdTable(_ASCII_TABLE)
+
+
+def has_joiners(text: str) -> bool:
+    """Whether a letter-'.'/'-'/'_'-letter split occurs, so the fused view is worth matching too."""
+    return _RAW_JOINER_RE.search(text) is not None
 
 
 def is_word_char(ch: str) -> bool:
@@ -195,11 +259,12 @@ class Normalized:
     text-only path runs in C-level passes), by the same stages with offsets tracked.
     """
 
-    __slots__ = ("_ends", "_runs", "_starts", "original", "text")
+    __slots__ = ("_ends", "_runs", "_starts", "fuse", "original", "text")
 
     def __init__(self, original: str, text: str, starts: list[int] | None = None, ends: list[int] | None = None,
-                 runs: dict[int, int] | None = None):
+                 runs: dict[int, int] | None = None, *, fuse: bool = False):
         self.original = original
+        self.fuse = fuse
         self.text = text
         self._starts = starts
         self._ends = ends
@@ -210,7 +275,7 @@ class Normalized:
 
     def _map(self) -> tuple[list[int], list[int]]:
         if self._starts is None or self._ends is None or self._runs is None:
-            text, starts, ends, runs = _normalize_with_offsets(self.original)
+            text, starts, ends, runs = _normalize_with_offsets(self.original, fuse=self.fuse)
             if text != self.text:  # pragma: no cover - the two paths must agree
                 raise AssertionError(f"normaliser paths disagree: {text!r} != {self.text!r}")
             self._starts, self._ends, self._runs = starts, ends, runs
@@ -252,13 +317,13 @@ class Normalized:
         return self.original[s:e]
 
 
-def _rewrite(
+def rewrite(
     s: str, starts: list[int], ends: list[int], ops: list[tuple[int, int, str]]
 ) -> tuple[str, list[int], list[int]]:
-    """Apply sorted, non-overlapping (a, b, repl) ops; `repl` is '' (delete) or one character.
+    """Apply sorted, non-overlapping (a, b, repl) ops to `s` and its offsets.
 
-    A replacement character takes the union range of s[a:b]; deleted characters are merged into
-    the range of the kept character before them.
+    Each replacement character takes the union range of s[a:b]; deleted characters ('' repl)
+    are merged into the range of the kept character before them.
     """
     if not ops:
         return s, starts, ends
@@ -273,8 +338,8 @@ def _rewrite(
             oen.extend(ends[pos:a])
         if repl:
             out.append(repl)
-            ost.append(starts[a])
-            oen.append(ends[b - 1])
+            ost.extend([starts[a]] * len(repl))
+            oen.extend([ends[b - 1]] * len(repl))
         elif oen:
             oen[-1] = max(oen[-1], ends[b - 1])
         pos = b
@@ -295,12 +360,12 @@ class _NotOneToOneTable(dict):
         return keep
 
 
-_NOT_ONE_TO_ONE = _NotOneToOneTable({i: None for i in range(128)})
+_NOT_ONE_TO_ONE = _NotOneToOneTable({i: None if len(f) == 1 else chr(i) for i, f in _ASCII_TABLE.items()})
 
 
 def _fold_with_offsets(text: str) -> tuple[str, list[int], list[int]]:
     n = len(text)
-    if text.isascii():
+    if _NON_PLAIN_RE.search(text) is None:
         return text.translate(_ASCII_TABLE), list(range(n)), list(range(1, n + 1))
     if not text.translate(_NOT_ONE_TO_ONE):  # every character folds to one: identity map
         return text.translate(_FOLD_ORD), list(range(n)), list(range(1, n + 1))
@@ -309,7 +374,7 @@ def _fold_with_offsets(text: str) -> tuple[str, list[int], list[int]]:
     ends: list[int] = []
     pos = 0
     fold = _FOLD
-    for m in _NON_ASCII_RE.finditer(text):
+    for m in _NON_PLAIN_RE.finditer(text):
         a, b = m.span()
         if a > pos:
             pieces.append(text[pos:a].translate(_ASCII_TABLE))
@@ -369,16 +434,37 @@ def _leet_pass(s: str) -> str:
     return "".join(out)
 
 
+def _gap_ops(run: str, sep_re: re.Pattern[str] = _SEP_RE) -> list[tuple[int, int, str]]:
+    """How to rewrite the gaps of a spaced-letter run: the usual gap joins letters, a longer or
+    different one separates words ("k i l l  a l l" -> "kill all", "n-a-z-i s-c-u-m" too)."""
+    gaps = [(m.start(), m.end(), m.group()) for m in sep_re.finditer(run)]
+    seen = [g for _, _, g in gaps]
+    usual = max(set(seen), key=lambda g: (seen.count(g), -len(g)))
+    return [(a, b, "" if g == usual else " ") for a, b, g in gaps]
+
+
 def _join_spaced(m: re.Match[str]) -> str:
-    return _SEP_RE.sub("", m.group())
+    run = m.group()
+    ops = _gap_ops(run)
+    if all(not repl for _, _, repl in ops):
+        return _SEP_RE.sub("", run)
+    out, pos = [], 0
+    for a, b, repl in ops:
+        out.append(run[pos:a] + repl)
+        pos = b
+    out.append(run[pos:])
+    return "".join(out)
 
 
-def _pre_collapse(text: str) -> str:
-    """Stages 1, 2, 3 and 4 (text only)."""
-    s = text.translate(_ASCII_TABLE) if text.isascii() else text.translate(_FOLD_ORD)
-    s = _squeeze_fast(s)
+def _pre_collapse(text: str, *, fuse: bool = False) -> str:
+    """Stages 0 to 5 (text only)."""
+    s = decode_entities(text) if "&" in text else text
+    s = s.translate(_ASCII_TABLE) if s.isascii() else s.translate(_FOLD_ORD)
+    if fuse:
+        s = _JOINER_RE.sub("", s)
     if len(s) >= 5:
         s = _SPACED_RE.sub(_join_spaced, s)
+    s = _squeeze_fast(s)
     return _leet_pass(s)
 
 
@@ -410,9 +496,9 @@ def _squeeze_fast(s: str) -> str:
     return out
 
 
-def normalize_text(text: str) -> str:
+def normalize_text(text: str, *, fuse: bool = False) -> str:
     """The normalised text only (C-level passes); identical to `normalize(text).text`."""
-    return _collapse_fast(_pre_collapse(text))
+    return _collapse_fast(_pre_collapse(text, fuse=fuse))
 
 
 def _runs(pre: str) -> tuple[str, dict[int, int]]:
@@ -426,21 +512,34 @@ def _runs(pre: str) -> tuple[str, dict[int, int]]:
     return _collapse_fast(pre), runs
 
 
-def _normalize_with_offsets(text: str) -> tuple[str, list[int], list[int], dict[int, int]]:
-    s, starts, ends = _fold_with_offsets(text)
+def _compose(outer_starts: list[int], outer_ends: list[int], starts: list[int], ends: list[int]
+             ) -> tuple[list[int], list[int]]:
+    """Offsets into an intermediate text -> offsets into the text it was made from."""
+    return [outer_starts[i] for i in starts], [outer_ends[e - 1] for e in ends]
 
-    # stage 2: whitespace and '-' runs become one space
-    ops: list[tuple[int, int, str]] = [(m.start(), m.end(), " ") for m in _SQUEEZE_RE.finditer(s)]
-    s, starts, ends = _rewrite(s, starts, ends, ops)
 
-    # stage 3: join letters separated by spaces, dots, dashes...
+def _normalize_with_offsets(text: str, *, fuse: bool = False) -> tuple[str, list[int], list[int], dict[int, int]]:
+    if "&" in text:  # stage 0: HTML entities
+        decoded, d_starts, d_ends = decode_entities_with_offsets(text)
+        s, starts, ends = _fold_with_offsets(decoded)
+        starts, ends = _compose(d_starts, d_ends, starts, ends)
+    else:
+        s, starts, ends = _fold_with_offsets(text)
+
+    if fuse:  # the fused view: "ki-ll", "ki.ll" -> "kill"
+        s, starts, ends = rewrite(s, starts, ends, [(m.start(), m.end(), "") for m in _JOINER_RE.finditer(s)])
+
+    # stage 2: join letters separated by spaces, dots, dashes... (a longer gap separates words)
     if len(s) >= 5:
-        ops = []
+        ops: list[tuple[int, int, str]] = []
         for m in _SPACED_RE.finditer(s):
             base = m.start()
-            for sm in _SEP_RE.finditer(m.group()):
-                ops.append((base + sm.start(), base + sm.end(), ""))
-        s, starts, ends = _rewrite(s, starts, ends, ops)
+            ops.extend((base + a, base + b, repl) for a, b, repl in _gap_ops(m.group()))
+        s, starts, ends = rewrite(s, starts, ends, ops)
+
+    # stage 3: whitespace and '-' runs become one space
+    ops = [(m.start(), m.end(), " ") for m in _SQUEEZE_RE.finditer(s)]
+    s, starts, ends = rewrite(s, starts, ends, ops)
 
     # stage 4: leetspeak inside tokens that contain a letter (1:1, spans unchanged)
     s = _leet_pass(s)
@@ -454,19 +553,21 @@ def _normalize_with_offsets(text: str) -> tuple[str, list[int], list[int], dict[
         ops.append((a + 1, b, ""))
         runs[a - deleted] = b - a
         deleted += b - a - 1
-    s, starts, ends = _rewrite(s, starts, ends, ops)
+    s, starts, ends = rewrite(s, starts, ends, ops)
     return s, starts, ends, runs
 
 
-def normalize(text: str, *, offsets: bool = False) -> Normalized:
+def normalize(text: str, *, offsets: bool = False, fuse: bool = False) -> Normalized:
     """Normalise `text` (see the module docstring) keeping a map back to the original.
 
     The map is built lazily on the first `original_span` call, or now with `offsets=True`.
+    `fuse=True` also removes '.', '-' and '_' between letters ("ki-ll" -> "kill"): a second view
+    the rules match when `has_joiners(text)`, since the first keeps "ex-wife" as two words.
     """
     if offsets:
-        s, starts, ends, runs = _normalize_with_offsets(text)
-        return Normalized(text, s, starts, ends, runs)
-    return Normalized(text, normalize_text(text))
+        s, starts, ends, runs = _normalize_with_offsets(text, fuse=fuse)
+        return Normalized(text, s, starts, ends, runs, fuse=fuse)
+    return Normalized(text, normalize_text(text, fuse=fuse), fuse=fuse)
 
 
 def normalize_term_runs(term: str, *, join: bool = False, l_as_i: bool = False) -> tuple[str, dict[int, int]]:
