@@ -119,7 +119,10 @@ def test_hundreds_of_concurrent_streams_with_a_hot_reload(tmp_path: Path) -> Non
             # completion check, its stream is cut (blocked) before any of it left; that is correct.
             allowed = [(i, raw) for i, (s, _, raw) in enumerate(results[:-1]) if s == 200 and '"content_filter"' not in raw]
             assert all(streamed_text(raw).startswith(f"request-{10_000 + i} ") for i, raw in allowed)
-            assert all(i == STREAMS - 1 for i, (s, _, raw) in enumerate(results[:-1]) if '"content_filter"' in raw)
+            # (the normaliser reads 6 and 9 as leetspeak letters, so other ids may fold onto the new
+            # term: those prompts get a 400, which is fine; a cut stream is what must not happen)
+            cut = [(i, raw[-600:]) for i, (s, _, raw) in enumerate(results[:-1]) if s == 200 and '"content_filter"' in raw]
+            assert all(i == STREAMS - 1 for i, _ in cut), cut[:2]
             assert results[-1][0] == 400, "the hot-reloaded list never took effect"
             blocked_body = json.loads(results[-1][2])
             assert blocked_body["error"]["code"] == "content_filter"
