@@ -94,9 +94,9 @@ def _french_fields(filler: dict) -> dict:
 
 def spelling_variant(text: str, fillers: list[str], rng: random.Random) -> tuple[str, str]:
     """The text with one slot-filled word respelt (leet, spaced, dropped, masked or split letters)."""
-    words = sorted({w for f in fillers for w in re.findall(r"\w{4,}", f) if w in text}, key=len, reverse=True)
+    words = sorted({w for f in fillers for w in re.findall(r"\w{4,}", f) if w in text}, key=lambda w: (-len(w), w))
     if not words:
-        words = sorted(re.findall(r"\w{5,}", text), key=len, reverse=True)
+        words = sorted(set(re.findall(r"\w{5,}", text)), key=lambda w: (-len(w), w))
     if not words:
         return text, "plain"
     word = rng.choice(words[:2])
@@ -109,7 +109,7 @@ def spelling_variant(text: str, fillers: list[str], rng: random.Random) -> tuple
     elif family == "dropped":
         respelt = word[:j] + word[j + 1 :]
     elif family == "masked":
-        vowels = [k for k, c in enumerate(word) if c.lower() in "aeiouyéè" and 0 < k] or [j]
+        vowels = [k for k, c in enumerate(word) if c.lower() in "aeiouyéè" and k > 0] or [j]
         k = rng.choice(vowels)
         respelt = word[:k] + "*" + word[k + 1 :]
     else:
