@@ -1,6 +1,6 @@
 """Expand the phenomenon templates (classifiers/data/phenomena/) into labelled, split rows.
 
-    python -m classifiers.phenomena [--per-template 36] [--seed 14]
+    python -m classifiers.phenomena [--per-template 48] [--seed 14]
 
 Each template (one line of `templates_<lang>.jsonl`) is one phenomenon a moderator checks
 (derogation, counter-speech that quotes hate, a victim asking for help...), with a few
@@ -136,7 +136,7 @@ def assign_splits(templates: list[dict], seed: int) -> dict[str, str]:
     return splits
 
 
-def expand(per_template: int = 36, seed: int = 14, variant_rate: float = 0.25) -> list[dict]:
+def expand(per_template: int = 48, seed: int = 14, variant_rate: float = 0.25) -> list[dict]:
     rows: list[dict] = []
     templates = []
     for lang in LANGS:
@@ -190,7 +190,7 @@ def stats(rows: list[dict]) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--per-template", type=int, default=36, help="distinct fills per template (default: 36)")
+    parser.add_argument("--per-template", type=int, default=48, help="distinct fills per template (default: 48)")
     parser.add_argument("--seed", type=int, default=14)
     parser.add_argument("--out", type=Path, default=DATA, help="folder for train/dev/test.jsonl and stats.json")
     args = parser.parse_args()
