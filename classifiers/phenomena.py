@@ -30,6 +30,9 @@ SPLITS = ("train", "dev", "test")
 SLOT_RE = re.compile(r"\{([A-Z][A-Z0-9]*)(?:\.([a-z]+))?(\^?)\}")
 AGREEMENT_RE = re.compile(r"\{([ex])\}")
 EN_ARTICLE_RE = re.compile(r"\b([Aa]) (?=[aeioAEIO])")
+CONTRACT_MARK = "\x00"
+FR_CONTRACT_RE = re.compile(r"\b(de|à) \x00(les|le) ")
+FR_CONTRACTIONS = {("de", "les"): "des", ("de", "le"): "du", ("à", "les"): "aux", ("à", "le"): "au"}
 LEET = {"a": "4", "e": "3", "i": "1", "o": "0", "s": "5", "t": "7"}
 VARIANTS = ("leet", "spaced", "dropped", "masked", "split")
 
@@ -78,12 +81,15 @@ def fill(pattern: str, slots: dict[str, list], rng: random.Random, lang: str) ->
             raise KeyError(f"slot {{{name}}} has no field {key!r} in {pattern!r}")
         value = _agree(value, chosen.get("G", chosen.get("GSG")))
         used.append(value)
-        return value[:1].upper() + value[1:] if cap else value
+        value = value[:1].upper() + value[1:] if cap else value
+        return CONTRACT_MARK + value if pattern[: m.start()].endswith(("de ", "à ")) else value
 
     text = SLOT_RE.sub(sub, pattern)
     if lang == "en":
         text = EN_ARTICLE_RE.sub(r"\1n ", text)
-    return text, used
+    else:  # "de" / "à" before a filler's article contract: de les -> des, à le -> au
+        text = FR_CONTRACT_RE.sub(lambda m: FR_CONTRACTIONS[m.group(1), m.group(2)] + " ", text)
+    return text.replace(CONTRACT_MARK, ""), used
 
 
 def _french_fields(filler: dict) -> dict:
