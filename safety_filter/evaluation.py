@@ -20,6 +20,9 @@ import numpy as np
 
 BENIGN_LABELS = {"", "benign", "safe", "none", "neither", "ok", "clean"}
 DEFAULT_CATEGORIES = ("hate", "extremism", "non_consensual", "sexual")
+# Optional row fields reported group by group: the phenomenon a row tests (negation,
+# counter-speech, a victim asking for help...) and its spelling variant (leet, spaced...).
+GROUP_FIELDS = ("phenomenon", "variant")
 
 
 def row_labels(row: Mapping[str, Any]) -> set[str]:
@@ -29,7 +32,7 @@ def row_labels(row: Mapping[str, Any]) -> set[str]:
             labs = [labs]
     else:
         labs = [row.get("label", "")]
-    return {str(l).strip() for l in labs if str(l).strip().lower() not in BENIGN_LABELS}
+    return {str(lab).strip() for lab in labs if str(lab).strip().lower() not in BENIGN_LABELS}
 
 
 def pr_curve(y_true: Sequence[float], scores: Sequence[float]):
@@ -67,12 +70,17 @@ def average_precision(y_true: Sequence[float], scores: Sequence[float]) -> float
 def prf(tp: int, fp: int, fn: int) -> dict[str, float | None]:
     precision = tp / (tp + fp) if tp + fp else None
     recall = tp / (tp + fn) if tp + fn else None
-    f1 = (2 * precision * recall / (precision + recall)) if precision and recall else (0.0 if precision is not None and recall is not None else None)
+    if precision and recall:
+        f1: float | None = 2 * precision * recall / (precision + recall)
+    else:
+        f1 = 0.0 if precision is not None and recall is not None else None
     return {"precision": precision, "recall": recall, "f1": f1}
 
 
 def _category_block(y: np.ndarray, s: np.ndarray, d: np.ndarray) -> dict[str, Any]:
-    tp = int(np.sum((y == 1) & d)); fp = int(np.sum((y == 0) & d)); fn = int(np.sum((y == 1) & ~d))
+    tp = int(np.sum((y == 1) & d))
+    fp = int(np.sum((y == 0) & d))
+    fn = int(np.sum((y == 1) & ~d))
     out: dict[str, Any] = {"support": int(y.sum()), "n": int(y.size), "tp": tp, "fp": fp, "fn": fn}
     out.update(prf(tp, fp, fn))
     out["auprc"] = average_precision(y, s)
@@ -87,7 +95,8 @@ def _normalise_scored(item: Any, thresholds: Mapping[str, float], default_thresh
         return {k: v[0] for k, v in cats.items()}, {k for k, v in cats.items() if v[1]}, str(action)
     if isinstance(item, Mapping) and "categories" in item and "action" in item:
         cats = item["categories"]
-        return ({k: float(v["score"]) for k, v in cats.items()}, {k for k, v in cats.items() if v.get("filtered")}, str(item["action"]))
+        scores = {k: float(v["score"]) for k, v in cats.items()}
+        return scores, {k for k, v in cats.items() if v.get("filtered")}, str(item["action"])
     if isinstance(item, Mapping) and "scores" in item:
         scores = {k: float(v) for k, v in item["scores"].items()}
         filtered = item.get("filtered")
@@ -100,7 +109,9 @@ def _normalise_scored(item: Any, thresholds: Mapping[str, float], default_thresh
     return scores, filtered, "block" if filtered else "allow"
 
 
-def _report(rows: Sequence[Mapping[str, Any]], scored: Sequence[tuple[dict, set, str]], categories: Sequence[str] | None) -> dict[str, Any]:
+def _report(
+    rows: Sequence[Mapping[str, Any]], scored: Sequence[tuple[dict, set, str]], categories: Sequence[str] | None
+) -> dict[str, Any]:
     labels = [row_labels(r) for r in rows]
     if categories is None:
         seen: list[str] = list(DEFAULT_CATEGORIES)
@@ -129,8 +140,11 @@ def _report(rows: Sequence[Mapping[str, Any]], scored: Sequence[tuple[dict, set,
             "false_block_rate": float(np.mean(blocked[benign])) if benign.any() else None,
             "false_flag_rate": float(np.mean(flagged[benign])) if benign.any() else None,
         }
-        res["harmful"] = {"n": int(harmful.sum()), "block_rate": float(np.mean(blocked[harmful])) if harmful.any() else None,
-                          "flag_rate": float(np.mean(flagged[harmful])) if harmful.any() else None}
+        res["harmful"] = {
+            "n": int(harmful.sum()),
+            "block_rate": float(np.mean(blocked[harmful])) if harmful.any() else None,
+            "flag_rate": float(np.mean(flagged[harmful])) if harmful.any() else None,
+        }
         f1s = [v["f1"] for v in res["categories"].values() if v["support"] and v["f1"] is not None]
         aps = [v["auprc"] for v in res["categories"].values() if v["auprc"] is not None]
         res["macro"] = {"f1": float(np.mean(f1s)) if f1s else None, "auprc": float(np.mean(aps)) if aps else None}
@@ -149,7 +163,46 @@ def _report(rows: Sequence[Mapping[str, Any]], scored: Sequence[tuple[dict, set,
             fb[k] = {"n": len(m), "false_block_rate": float(np.mean([scored[i][2] == "block" for i in m])),
                      "false_flag_rate": float(np.mean([bool(scored[i][1]) for i in m]))}
         report["benign_by_kind"] = fb
+    for field in GROUP_FIELDS:
+        if any(r.get(field) for r in rows):
+            report[f"by_{field}"] = _by_group(rows, labels, scored, field)
     return report
+
+
+def _group_block(
+    labels: Sequence[set[str]], scored: Sequence[tuple[dict, set, str]], idx: Sequence[int]
+) -> dict[str, Any]:
+    """Accuracy of a group of rows: a harmful row is right when caught (blocked, or one of its
+    labelled categories filtered), a benign row when not blocked."""
+    harmful = [i for i in idx if labels[i]]
+    benign = [i for i in idx if not labels[i]]
+    caught = [scored[i][2] == "block" or bool(labels[i] & scored[i][1]) for i in harmful]
+    blocked = [scored[i][2] == "block" for i in benign]
+    flagged = [bool(scored[i][1]) for i in benign]
+    out: dict[str, Any] = {"n": len(idx), "accuracy": (sum(caught) + len(blocked) - sum(blocked)) / len(idx)}
+    if harmful:
+        out["harmful"] = len(harmful)
+        out["caught_rate"] = float(np.mean(caught))
+    if benign:
+        out["benign"] = len(benign)
+        out["false_block_rate"] = float(np.mean(blocked))
+        out["false_flag_rate"] = float(np.mean(flagged))
+    return out
+
+
+def _by_group(rows: Sequence[Mapping[str, Any]], labels: Sequence[set[str]], scored: Sequence[tuple[dict, set, str]],
+              field: str) -> dict[str, Any]:
+    """Per value of `field` (e.g. the phenomenon a row tests): all languages, then each language."""
+    out: dict[str, Any] = {}
+    for value in sorted({str(r[field]) for r in rows if r.get(field)}):
+        idx = [i for i, r in enumerate(rows) if str(r.get(field) or "") == value]
+        kinds = {bool(labels[i]) for i in idx}
+        entry: dict[str, Any] = {"expected": "mixed" if len(kinds) > 1 else "block" if True in kinds else "allow",
+                                 "all": _group_block(labels, scored, idx)}
+        for lang in sorted({str(rows[i].get("lang") or "all") for i in idx}):
+            entry[lang] = _group_block(labels, scored, [i for i in idx if str(rows[i].get("lang") or "all") == lang])
+        out[value] = entry
+    return out
 
 
 def evaluate(score_fn: Callable[[list[str], str], list[Any]], rows: Iterable[Mapping[str, Any]], *,
@@ -166,12 +219,14 @@ def evaluate(score_fn: Callable[[list[str], str], list[Any]], rows: Iterable[Map
         for k in range(0, len(idx), batch_size):
             part = idx[k : k + batch_size]
             res = score_fn([str(rows[i]["text"]) for i in part], role)
-            for i, item in zip(part, res):
+            for i, item in zip(part, res, strict=True):
                 scored[i] = _normalise_scored(item, thresholds, default_threshold)
     return _report(rows, scored, categories)
 
 
-def evaluate_verdicts(rows: Sequence[Mapping[str, Any]], verdicts: Sequence[Any], *, categories: Sequence[str] | None = None) -> dict[str, Any]:
+def evaluate_verdicts(
+    rows: Sequence[Mapping[str, Any]], verdicts: Sequence[Any], *, categories: Sequence[str] | None = None
+) -> dict[str, Any]:
     """Report from precomputed verdicts (`Verdict` objects or their `to_dict()`), aligned with rows."""
     if len(rows) != len(verdicts):
         raise ValueError("rows and verdicts differ in length")
@@ -190,10 +245,12 @@ def format_report(report: Mapping[str, Any]) -> str:
         lines.append(f"{title} (n={blk['n']})")
         lines.append(f"  {'category':<16}{'support':>8}{'precision':>11}{'recall':>8}{'F1':>8}{'AUPRC':>8}")
         for c, m in blk["categories"].items():
-            lines.append(f"  {c:<16}{m['support']:>8}{_fmt(m['precision']):>11}{_fmt(m['recall']):>8}{_fmt(m['f1']):>8}{_fmt(m['auprc']):>8}")
-        lines.append(f"  {'macro':<16}{'':>8}{'':>11}{'':>8}{_fmt(blk['macro']['f1']):>8}{_fmt(blk['macro']['auprc']):>8}")
+            figures = f"{_fmt(m['precision']):>11}{_fmt(m['recall']):>8}{_fmt(m['f1']):>8}{_fmt(m['auprc']):>8}"
+            lines.append(f"  {c:<16}{m['support']:>8}{figures}")
+        lines.append(f"  {'macro':<16}{'':>27}{_fmt(blk['macro']['f1']):>8}{_fmt(blk['macro']['auprc']):>8}")
         b = blk["benign"]
-        lines.append(f"  benign items: {b['n']}  false-block rate {_fmt(b['false_block_rate'])}  false-flag rate {_fmt(b['false_flag_rate'])}")
+        lines.append(f"  benign items: {b['n']}  false-block rate {_fmt(b['false_block_rate'])}"
+                     f"  false-flag rate {_fmt(b['false_flag_rate'])}")
         h = blk["harmful"]
         lines.append(f"  harmful items: {h['n']}  block rate {_fmt(h['block_rate'])}  flag rate {_fmt(h['flag_rate'])}")
         lines.append("")
@@ -206,4 +263,19 @@ def format_report(report: Mapping[str, Any]) -> str:
         lines.append(f"  {'kind':<30}{'n':>6}{'false-block':>13}{'false-flag':>12}")
         for k, m in sorted(report["benign_by_kind"].items()):
             lines.append(f"  {k:<30}{m['n']:>6}{_fmt(m['false_block_rate']):>13}{_fmt(m['false_flag_rate']):>12}")
+    for field in GROUP_FIELDS:
+        if report.get(f"by_{field}"):
+            lines.extend(["", *group_table(report[f"by_{field}"], field)])
     return "\n".join(lines).rstrip() + "\n"
+
+
+def group_table(groups: Mapping[str, Any], field: str = "phenomenon") -> list[str]:
+    """One line per group: expected outcome, then n / accuracy / false-block rate per language."""
+    langs = sorted({k for g in groups.values() for k in g if k not in ("expected", "all")}) or ["all"]
+    head = f"  {field:<28}{'expect':>7}" + "".join(f"{lg + ' n':>8}{lg + ' acc':>9}{lg + ' f-blk':>10}" for lg in langs)
+    lines = [f"by {field} (acc: harmful caught, benign not blocked; f-blk: benign rows blocked)", head]
+    for value, g in groups.items():
+        cells = "".join(f"{g[lg]['n']:>8}{_fmt(g[lg]['accuracy']):>9}{_fmt(g[lg].get('false_block_rate')):>10}"
+                        if lg in g else f"{'':>8}{'  -  ':>9}{'  -  ':>10}" for lg in langs)
+        lines.append(f"  {value:<28}{g['expected']:>7}{cells}")
+    return lines
