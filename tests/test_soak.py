@@ -23,6 +23,7 @@ from .conftest import RunningServer
 
 STREAMS = 300
 ROUNDS = 3
+MARKER = "quorvendish"
 
 
 async def echo(request: Request) -> StreamingResponse:
@@ -56,8 +57,10 @@ def streamed_text(raw: str) -> str:
     return "".join(out)
 
 
-async def one(http: httpx.AsyncClient, url: str, i: int) -> tuple[int, str, str]:
-    response = await http.post(url, json={"messages": [{"role": "user", "content": f"request-{i} word{i}x"}], "stream": True})
+async def one(http: httpx.AsyncClient, url: str, i: int, marker: str = "") -> tuple[int, str, str]:
+    """Request i echoes "request-{i} word{i}x"; a marker word, if given, follows."""
+    content = f"request-{i} word{i}x {marker}".rstrip()
+    response = await http.post(url, json={"messages": [{"role": "user", "content": content}], "stream": True})
     return response.status_code, response.headers.get("x-safety-filter-action", ""), response.text
 
 
@@ -101,28 +104,28 @@ def test_hundreds_of_concurrent_streams_with_a_hot_reload(tmp_path: Path) -> Non
             async def reload_under_load() -> list[tuple[int, str, str]]:
                 limits = httpx.Limits(max_connections=STREAMS, max_keepalive_connections=STREAMS)
                 async with httpx.AsyncClient(limits=limits, timeout=60) as http:
-                    tasks = [asyncio.create_task(one(http, url, 10_000 + i)) for i in range(STREAMS)]
+                    # only the last request carries the new term, a word of letters, so no other id
+                    # can fold onto it (the normaliser reads digits such as 6 and 9 as leetspeak)
+                    tasks = [asyncio.create_task(one(http, url, 10_000 + i, MARKER if i == STREAMS - 1 else "")) for i in range(STREAMS)]
                     await asyncio.sleep(0.05)
-                    campaign.write_text("# terms of the day\nzorblaxian\nword10299x\n")
+                    campaign.write_text(f"# terms of the day\nzorblaxian\n{MARKER}\n")
                     done = await asyncio.wait_for(asyncio.gather(*tasks), 180)
                     deadline = asyncio.get_running_loop().time() + 30
                     while asyncio.get_running_loop().time() < deadline:  # the new list takes effect
-                        status, _, _ = await one(http, url, 10_299)
+                        status, _, _ = await one(http, url, 10_299, MARKER)
                         if status == 400:
                             break
                         await asyncio.sleep(0.1)
-                    return [*done, await one(http, url, 10_299)]
+                    return [*done, await one(http, url, 10_299, MARKER)]
 
             results = asyncio.run(reload_under_load())
             assert all(status in (200, 400) for status, _, _ in results)  # nothing failed mid-reload
             # request 10299 carries the new term: if the list swapped in between its prompt and its
             # completion check, its stream is cut (blocked) before any of it left; that is correct.
-            allowed = [(i, raw) for i, (s, _, raw) in enumerate(results[:-1]) if s == 200 and '"content_filter"' not in raw]
-            assert all(streamed_text(raw).startswith(f"request-{10_000 + i} ") for i, raw in allowed)
-            # (the normaliser reads 6 and 9 as leetspeak letters, so other ids may fold onto the new
-            # term: those prompts get a 400, which is fine; a cut stream is what must not happen)
-            cut = [(i, raw[-600:]) for i, (s, _, raw) in enumerate(results[:-1]) if s == 200 and '"content_filter"' in raw]
-            assert all(i == STREAMS - 1 for i, _ in cut), cut[:2]
+            # Every other request must pass whole: none of them carries the term.
+            others = results[: STREAMS - 1]
+            assert all(s == 200 and '"content_filter"' not in raw for s, _, raw in others)
+            assert all(streamed_text(raw).startswith(f"request-{10_000 + i} ") for i, (_, _, raw) in enumerate(others))
             assert results[-1][0] == 400, "the hot-reloaded list never took effect"
             blocked_body = json.loads(results[-1][2])
             assert blocked_body["error"]["code"] == "content_filter"
