@@ -84,6 +84,7 @@ class ClassifierSettings(_Strict):
     enabled: bool = True
     model: str = "default"
     threads: Annotated[int, Field(ge=1, le=64)] = 1
+    cascade: bool = True
 
 
 class NCIISettings(_Strict):

@@ -35,7 +35,7 @@ def _classifier(policy: Policy) -> Detector | None:
     from safety_filter.detectors.classifier import ClassifierDetector
 
     model = None if settings.model == "default" else settings.model
-    return ClassifierDetector(model_dir=model, threads=settings.threads)
+    return ClassifierDetector(model_dir=model, threads=settings.threads, cascade=settings.cascade)
 
 
 def _ncii(policy: Policy) -> Detector | None:

@@ -106,22 +106,9 @@ class _ChangedTable(dict):
 
 _CHANGED = _ChangedTable({i: None if (chr(i).isprintable() or chr(i).isspace()) and chr(i) != "&" else chr(i)
                           for i in range(128)})
-# cheap prefilters (a leading character class lets the regex engine scan fast): a '.'/'_' before
-# a letter, a single character between separators, a leet character next to a letter
-_INSIDE_WORD_HINT_RE = re.compile(r"[._][^\W\d_]")
-_SPACED_HINT_RE = re.compile(r"[\s._\-*·•~][^\W_][\s._\-*·•~]")
-_LEET_HINT_RE = re.compile(r"[013457@$!|9][^\W\d_]|[^\W\d_][013457@$!|9]")
-
-
-def _untouched(text: str) -> bool:
-    """Whether the view of `text` is `text` itself (the common case, checked in C-level passes)."""
-    if text.translate(_CHANGED):
-        return False
-    if _INSIDE_WORD_HINT_RE.search(text) and _inside_word_ops(text):
-        return False
-    if _SPACED_HINT_RE.search(text) and _SPACED_RE.search(text):
-        return False
-    return not (_LEET_HINT_RE.search(text) and _LEET_TOKEN_RE.search(text))
+# cheap prefilters (a leading character class lets the regex engine scan fast)
+_INSIDE_WORD_RE = re.compile(r"(?<=[^\W\d_])[._](?=[^\W\d_])")
+_SPACED_HINT_RE = re.compile(rf"{_SEP}{_W}{_SEP}")
 
 
 def _fold_view(text: str) -> tuple[str, list[int], list[int]]:
@@ -155,35 +142,46 @@ def _fold_view(text: str) -> tuple[str, list[int], list[int]]:
     return "".join(out), starts, ends
 
 
-def _inside_word_ops(s: str) -> list[tuple[int, int, str]]:
+def _inside_word_ops(s: str, pictographs: bool) -> list[tuple[int, int, str]]:
     """Emoji, '_' and '.' between two letters are dropped ("k🔥i🔥l🔥l", "sho_uld", "Na.zis").
 
     ('-' is kept: "ex-wife" is two words; the rules match the fused spelling of hyphen splits.)
     """
-    return [(i, i + 1, "") for i in range(1, len(s) - 1)
-            if (s[i] in "_." or is_pictograph(s[i])) and s[i - 1].isalpha() and s[i + 1].isalpha()]
+    ops = [(m.start(), m.end(), "") for m in _INSIDE_WORD_RE.finditer(s)]
+    if pictographs:
+        ops.extend((i, i + 1, "") for i in range(1, len(s) - 1)
+                   if is_pictograph(s[i]) and s[i - 1].isalpha() and s[i + 1].isalpha())
+        ops.sort()
+    return ops
 
 
 def model_view(text: str) -> Normalized:
-    """The view of `text` a model reads (see the module docstring), mapped back to `text`."""
+    """The view of `text` a model reads (see the module docstring), mapped back to `text`.
+
+    Each step runs only when a C-level pass says it has something to do, so the common text
+    costs a few regex scans; offsets stay identity ranges until a step changes the length.
+    """
     n = len(text)
-    if _untouched(text):  # identity offsets as ranges: no list built
-        return Normalized(text, text, range(n), range(1, n + 1), {})  # type: ignore[arg-type]
-    if "&" in text:
-        decoded, d_starts, d_ends = decode_entities_with_offsets(text)
-        s, starts, ends = _fold_view(decoded)
-        starts, ends = [d_starts[i] for i in starts], [d_ends[e - 1] for e in ends]
-    else:
-        s, starts, ends = _fold_view(text)
-    s, starts, ends = rewrite(s, starts, ends, _inside_word_ops(s))
-    if len(s) >= 5:
+    s: str = text
+    starts: list[int] | range = range(n)
+    ends: list[int] | range = range(1, n + 1)
+    folds = bool(text.translate(_CHANGED))  # some character is decoded, dropped or folded
+    if folds:
+        if "&" in text:
+            decoded, d_starts, d_ends = decode_entities_with_offsets(text)
+            s, f_starts, f_ends = _fold_view(decoded)
+            starts, ends = [d_starts[i] for i in f_starts], [d_ends[e - 1] for e in f_ends]
+        else:
+            s, starts, ends = _fold_view(text)
+    s, starts, ends = rewrite(s, starts, ends, _inside_word_ops(s, pictographs=folds))  # type: ignore[arg-type]
+    if len(s) >= 5 and _SPACED_HINT_RE.search(s):
         ops: list[tuple[int, int, str]] = []
         for m in _SPACED_RE.finditer(s):
             base = m.start()
             ops.extend((base + a, base + b, repl) for a, b, repl in _gap_ops(m.group(), _SEP_RE))
-        s, starts, ends = rewrite(s, starts, ends, ops)
+        s, starts, ends = rewrite(s, starts, ends, ops)  # type: ignore[arg-type]
     s = _read_leet(s)  # 1:1, offsets unchanged
-    return Normalized(text, s, starts, ends, {})
+    return Normalized(text, s, starts, ends, {})  # type: ignore[arg-type]
 
 
 def view_index(view: Normalized, position: int) -> int:
@@ -193,22 +191,25 @@ def view_index(view: Normalized, position: int) -> int:
 
 _FOLD_EXTRA = {"œ": "o", "Œ": "o", "æ": "a", "Æ": "a", "’": "'", "‘": "'", "ʼ": "'", "`": "'",
                "‐": "-", "‑": "-", "–": "-", "—": "-", "ß": "s"}
-_lower_cache: dict[str, str] = {}
 
 
-def _lower_char(ch: str) -> str:
-    out = _lower_cache.get(ch)
-    if out is None:
+class _LowerTable(dict):
+    """ord -> the lowercase, accent-free character, filled on first sight (for str.translate)."""
+
+    def __missing__(self, cp: int) -> str:
+        ch = chr(cp)
         if ch in _FOLD_EXTRA:
             out = _FOLD_EXTRA[ch]
         else:
             base = unicodedata.normalize("NFKD", ch)
-            base = "".join(c for c in base if not unicodedata.combining(c)) or ch
-            low = base.lower()
+            low = ("".join(c for c in base if not unicodedata.combining(c)) or ch).lower()
             out = low[0] if low else ch
-        if len(_lower_cache) < 100_000:
-            _lower_cache[ch] = out
-    return out
+        if len(self) < 100_000:
+            self[cp] = out
+        return out
+
+
+_LOWER = _LowerTable()
 
 
 def lower_fold(text: str) -> str:
@@ -218,4 +219,4 @@ def lower_fold(text: str) -> str:
     """
     if text.isascii():
         return text.lower()
-    return "".join(_lower_char(c) for c in text)
+    return text.translate(_LOWER)
