@@ -18,7 +18,7 @@ import bisect
 import json
 import sys
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -127,9 +127,9 @@ def lint(paths: Sequence[Path], *, words: Sequence[str] | None = None, max_examp
         except BlocklistError as exc:
             problems.append(LintProblem(str(path), "load", str(exc)))
             continue
-        for exc in errors:
-            check = "regex" if "bad regex:" in str(exc) else "load"
-            message = str(exc).removeprefix(f"{path}: ")
+        for problem in errors:
+            check = "regex" if "bad regex:" in str(problem) else "load"
+            message = str(problem).removeprefix(f"{path}: ")
             problems.append(LintProblem(str(path), check, message))
         lists.append(rl)
 
@@ -140,7 +140,7 @@ def lint(paths: Sequence[Path], *, words: Sequence[str] | None = None, max_examp
     # duplicates and entries the normaliser merges into one (same section, same match mode)
     for rl in lists:
         for section in (rl.entries, rl.allow):
-            seen: dict[tuple[str, str, str], Entry] = {}
+            seen: dict[tuple[str, str, tuple[Any, ...], str], Entry] = {}
             for e in section:
                 key = (e.kind, e.norm if e.kind == "term" else e.term, tuple(sorted((e.runs or {}).items())), e.match)
                 first = seen.get(key)
@@ -369,7 +369,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
 # --- wiring ----------------------------------------------------------------------------------
 
 
-def _guard(fn):  # type: ignore[no-untyped-def]
+def _guard(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
         try:
             return fn(args)

@@ -282,7 +282,7 @@ class Engine:
         once (with `retry_after` in seconds) when more than `detectors.max_queued_chars` wait
         to be scored: the caller answers 503 rather than queueing work that would time out.
         """
-        loaded = self._loaded or await asyncio.to_thread(self.load)
+        loaded = self._loaded if self._loaded is not None else await asyncio.to_thread(self.load)
         self.watch()
         keys, known, missing = _lookup(loaded, texts)
         if missing:

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from safety_filter.findings import Finding
@@ -59,9 +59,9 @@ class FakeDetector:
 
 def make_policy(**overrides: Any) -> Policy:
     """The shipped default policy with some top-level keys replaced (YAML-level, validated)."""
-    from safety_filter.resources import default_policy_path
-
     import yaml
+
+    from safety_filter.resources import default_policy_path
 
     data = yaml.safe_load(default_policy_path().read_text())
     data.update(overrides)
@@ -114,7 +114,7 @@ class ChatApp:
         else:
             choice = {"index": 0, "text": self.reply, "finish_reason": "stop"}
         # Deliberately unusual formatting: an allowed response must arrive byte for byte.
-        payload = '{ "id":"x1",  "object":"chat.completion", "choices":[%s] }' % json.dumps(choice)
+        payload = '{ "id":"x1",  "object":"chat.completion", "choices":[' + json.dumps(choice) + "] }"
         return Response(payload.encode(), media_type="application/json")
 
     def chunks(self, chat: bool) -> list[bytes]:
@@ -125,8 +125,12 @@ class ChatApp:
                 choice = {"index": 0, "delta": {"content": piece}, "finish_reason": None}
             else:
                 choice = {"index": 0, "text": piece, "finish_reason": None}
-            events.append(f"data: {json.dumps({'id': 's1', 'object': 'chat.completion.chunk', 'created': 1, 'model': 'm', 'choices': [choice]})}\n\n".encode())
-        events.append(b'data: {"id":"s1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n')
+            chunk = {"id": "s1", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": [choice]}
+            events.append(f"data: {json.dumps(chunk)}\n\n".encode())
+        events.append(
+            b'data: {"id":"s1","object":"chat.completion.chunk","created":1,"model":"m",'
+            b'"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n'
+        )
         events.append(b"data: [DONE]\n\n")
         return events
 
@@ -155,7 +159,9 @@ class RunningServer:
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"))
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
+        )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> RunningServer:

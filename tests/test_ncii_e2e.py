@@ -20,10 +20,21 @@ pytestmark = pytest.mark.anyio
 
 CASES = {
     c["id"]: c
-    for c in (json.loads(line) for line in (Path(__file__).parent / "fixtures" / "ncii" / "cases.jsonl").read_text(encoding="utf-8").splitlines() if line.strip())
+    for c in (
+        json.loads(line)
+        for line in (Path(__file__).parent / "fixtures" / "ncii" / "cases.jsonl")
+        .read_text(encoding="utf-8")
+        .splitlines()
+        if line.strip()
+    )
 }
 REQUESTS = [c for c in CASES.values() if c["expect"] == "flag" and c["kind"] == "nudify_request"]
-LEGITIMATE = [c for c in CASES.values() if c["expect"] == "no_flag" and c["kind"] in ("victim_help", "news_policy", "fictional_consensual", "nonsexual_named_person")]
+LEGITIMATE = [
+    c
+    for c in CASES.values()
+    if c["expect"] == "no_flag"
+    and c["kind"] in ("victim_help", "news_policy", "fictional_consensual", "nonsexual_named_person")
+]
 COMPLYING = [c for c in CASES.values() if c["kind"] == "compliant_completion"]
 
 

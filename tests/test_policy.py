@@ -58,7 +58,7 @@ def test_decide_takes_the_strongest_finding_and_maps_severity() -> None:
     assert verdict.action is Action.BLOCK
     assert verdict.categories["hate"].score == 0.85
     assert verdict.categories["hate"].severity is Severity.HIGH
-    assert verdict.categories["sexual"].filtered is (0.55 >= policy.rule("sexual", "completion").threshold)
+    assert verdict.categories["sexual"].filtered is (policy.rule("sexual", "completion").threshold <= 0.55)
     assert verdict.categories["extremism"].severity is Severity.SAFE
 
 

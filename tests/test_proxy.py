@@ -65,7 +65,12 @@ def test_upstream_down_gives_502_json() -> None:
 
 
 def test_hop_by_hop_headers_are_dropped() -> None:
-    headers = [(b"connection", b"keep-alive, x-private"), (b"x-private", b"1"), (b"keep-alive", b"5"), (b"authorization", b"Bearer k")]
+    headers = [
+        (b"connection", b"keep-alive, x-private"),
+        (b"x-private", b"1"),
+        (b"keep-alive", b"5"),
+        (b"authorization", b"Bearer k"),
+    ]
     assert forwardable(headers) == [(b"authorization", b"Bearer k")]
 
 

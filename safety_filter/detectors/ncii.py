@@ -567,10 +567,10 @@ class NCIIDetector:
                 candidates.append((0.75, "sexual+person", [pairs[0][0], pairs[0][1]], False))
             else:
                 pairs = near_any(sexual, weak_p)
-                named = near_any(sexual, [p for p in weak_p if p.group in ("ner", "figure", "name_heuristic")])
-                if named and _SECOND_PERSON.search(norm):
+                named_pairs = near_any(sexual, [p for p in weak_p if p.group in ("ner", "figure", "name_heuristic")])
+                if named_pairs and _SECOND_PERSON.search(norm):
                     # a sexual scene between the user and a named person
-                    candidates.append((0.55, "sexual+named_person+you", [named[0][0], named[0][1]], True))
+                    candidates.append((0.55, "sexual+named_person+you", [named_pairs[0][0], named_pairs[0][1]], True))
                 elif pairs:
                     candidates.append((0.45, "sexual+weak_person", [pairs[0][0], pairs[0][1]], True))
         if clf is not None:

@@ -437,7 +437,7 @@ def _build_entry(path: Path, rl: RuleList, section: str, i: int, item: Any, defa
         lint_ignore = [lint_ignore]
     if not isinstance(lint_ignore, list) or any(x not in LINT_CHECKS for x in lint_ignore):
         raise _err(path, where, f"lint_ignore must be a list of {', '.join(LINT_CHECKS)}, got {lint_ignore!r}")
-    common = dict(
+    common: dict[str, Any] = dict(
         list_name=rl.name, category=rl.category, term=raw, rule_id=rule_id, match=match, score=score,
         allow=section == "allow", join=join, source=str(path), index=i, lint_ignore=tuple(lint_ignore),
     )
