@@ -96,6 +96,7 @@ from typing import Any
 import yaml
 
 from safety_filter import metrics
+from safety_filter.detectors.base import BaseDetector
 from safety_filter.errors import InspectionError
 from safety_filter.findings import Category, Finding
 from safety_filter.text.language import guess_language
@@ -275,7 +276,7 @@ def _worth_classifying(sigs: list[Signal]) -> bool:
 # --- the detector ----------------------------------------------------------------------------
 
 
-class NCIIDetector:
+class NCIIDetector(BaseDetector):
     """See the module docstring for the signals and how they combine.
 
     ``classifier`` is an optional callable ``texts -> [{"sexual": p, "non_consensual": p}, ...]``.

@@ -31,8 +31,9 @@ import ahocorasick_rs
 import regex
 import yaml
 
+from safety_filter.detectors.base import BaseDetector
 from safety_filter.errors import ConfigurationError, InspectionError
-from safety_filter.findings import CATEGORIES, Action, Finding
+from safety_filter.findings import CATEGORIES, Action, Finding, Witness
 from safety_filter.text.normalize import (
     Normalized,
     fold_char,
@@ -722,7 +723,7 @@ def compile_lists(paths: Iterable[Path], regex_timeout: float = DEFAULT_REGEX_TI
 # --- the detector ----------------------------------------------------------------------------
 
 
-class RulesDetector:
+class RulesDetector(BaseDetector):
     """Findings from rule lists. `lists` items: "default" (every shipped list), files or folders.
 
     The constructor only stores the configuration; `load()` parses, validates and compiles
@@ -743,7 +744,7 @@ class RulesDetector:
         self._compiled: CompiledRules | None = None
         self._files: list[Path] = []
         self._dirs: list[Path] = []
-        self._version = ""
+        self.version = ""  # content hash of the loaded lists (and normaliser version), for the audit trail
         self._actions: dict[str, Action] = {}
         self._lock = threading.Lock()
         self.load_seconds: float | None = None
@@ -758,11 +759,6 @@ class RulesDetector:
         if self._compiled is None:
             raise RuntimeError("RulesDetector.load() has not been called")
         return self._compiled
-
-    @property
-    def version(self) -> str:
-        """Content hash of the loaded lists (and normaliser version), for the audit trail."""
-        return self._version
 
     @property
     def list_actions(self) -> dict[str, str | None]:
@@ -802,10 +798,10 @@ class RulesDetector:
             self._files, self._dirs = files, dirs
             self._actions = actions
             self._compiled = compiled
-            self._version = "sha256:" + h.hexdigest()[:16]
+            self.version = "sha256:" + h.hexdigest()[:16]
         self.load_seconds = time.perf_counter() - t0
         log.info("rules: loaded %d lists, %d entries, %d patterns in %.2fs (%s)", len(compiled.lists),
-                 compiled.term_count, len(compiled.patterns), self.load_seconds, self._version)
+                 compiled.term_count, len(compiled.patterns), self.load_seconds, self.version)
 
     def match(self, text: str, *, include_allowed: bool = False) -> list[RuleMatch]:
         return self.compiled.match(text, include_allowed=include_allowed)
@@ -820,7 +816,7 @@ class RulesDetector:
                 evidence = m.evidence if len(m.evidence) <= self.max_evidence else m.evidence[: self.max_evidence] + "…"
                 findings.append(Finding(category=m.entry.category, score=m.entry.score, source=self.name,
                                         span=m.span, rule_id=m.rule_id, evidence=evidence,
-                                        action=actions.get(m.entry.list_name)))
+                                        action=actions.get(m.entry.list_name), witness=Witness.LIST))
             out.append(findings)
         return out
 
