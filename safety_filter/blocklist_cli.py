@@ -31,7 +31,7 @@ from safety_filter.detectors.rules import (
     Entry,
     RuleList,
     RulesDetector,
-    _boundary_ok,
+    boundary_ok,
     load_list,
     resolve_lists,
 )
@@ -104,7 +104,7 @@ def _shadowing_entry(e: Entry, ac: Any, by_pattern: dict[int, list[Entry]]) -> E
         for other in by_pattern[pid]:
             if other is e or other.category != e.category:
                 continue
-            if not _boundary_ok(other.match, e.norm, s, t):
+            if not boundary_ok(other.match, e.norm, s, t):
                 continue
             if not runs_compatible(e.runs or {}, s, other.runs or {}, t - s):
                 continue
