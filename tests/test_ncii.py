@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -93,10 +94,10 @@ def test_relational_reference_counts_as_real_person(det: NCIIDetector) -> None:
 
 def test_framing_is_reported_when_it_lowers_a_score(det: NCIIDetector) -> None:
     text = case("en-victim_help-10")["text"]
-    score, rule, _used, applied = det.score(text)
-    assert rule  # intimate-image signals are there...
-    assert applied and applied[0].group == "victim_help"  # ...but the victim's framing lowers them
-    assert score < det.threshold
+    result = det.score(text)
+    assert result.rule  # intimate-image signals are there...
+    assert result.framing and result.framing[0].group == "victim_help"  # ...but the victim's framing lowers them
+    assert result.score < det.threshold
 
 
 def test_batch_keeps_order(det: NCIIDetector) -> None:
@@ -148,7 +149,7 @@ def test_classifier_scores_combine() -> None:
     d2 = NCIIDetector(use_ner="never", classifier=clf_no)
     plain = NCIIDetector(use_ner="never")
     victim = case("en-victim_help-10")["text"]
-    assert d2.score(victim, {"non_consensual": 0.01})[0] <= plain.score(victim)[0]
+    assert d2.score(victim, {"non_consensual": 0.01}).score <= plain.score(victim).score
     assert d2.detect([victim]) == [[]]
 
 
@@ -267,3 +268,25 @@ def test_classifier_rule_uses_the_classifiers_own_threshold() -> None:
     assert NCIIDetector(use_ner="never", classifier=clf).detect([text])[0]  # default t = 0.6
     clf.thresholds = {"non_consensual": 0.66, "sexual": 0.74}
     assert NCIIDetector(use_ner="never", classifier=clf).detect([text]) == [[]]
+
+
+@pytest.mark.parametrize(
+    ("file", "old", "new", "message"),
+    [
+        ("public_figures.yaml", "figures:", "people:", r"public_figures.yaml: people: unknown key"),
+        ("intent.yaml", "re: '\\bnudif", "re: '(\\bnudif", r"intent.yaml: groups.alter.1.re: invalid regex"),
+        ("exclusions.yaml", "factor: 0.3", "factor: lots", r"exclusions.yaml: groups.victim_help.factor: "),
+        ("relations.yaml", "possessives:", "possessive:", r"relations.yaml: en.possessive: unknown key"),
+    ],
+)
+def test_a_bad_signal_file_names_the_file_and_key(tmp_path: Path, file: str, old: str, new: str, message: str) -> None:
+    from safety_filter.detectors.ncii import SignalFileError
+    from safety_filter.resources import blocklists_dir
+
+    folder = tmp_path / "_ncii"
+    shutil.copytree(blocklists_dir() / "_ncii", folder)
+    text = (folder / file).read_text(encoding="utf-8")
+    assert old in text
+    (folder / file).write_text(text.replace(old, new, 1), encoding="utf-8")
+    with pytest.raises(SignalFileError, match=message):
+        NCIIDetector(folder, use_ner="never").load()
