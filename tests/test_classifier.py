@@ -113,7 +113,12 @@ def test_findings_shape_and_long_text_chunking(det):
     only_benign = det.scores([benign + benign])[0]["hate"]
     assert f.score > max(0.1, 5 * only_benign)
     assert det.detect([]) == []
-    assert isinstance(det.detect([""])[0], list)
+    # nothing to read: one result each, every score under the model's own threshold, no span beyond the text
+    empty = det.detect(["", "   "])
+    assert len(empty) == 2
+    for text, found in zip(["", "   "], empty, strict=True):
+        assert all(f.score < det.thresholds.get(f.category, 0.5) for f in found), found
+        assert all(f.span is None or f.span[1] <= len(text) for f in found), found
 
 
 def test_batch_matches_single(det, rows):

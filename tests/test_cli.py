@@ -110,9 +110,15 @@ def test_eval_reports_metrics(tmp_path: Path) -> None:
     result = run("eval", str(data), "--report", str(report_path))
     assert result.returncode == 0, result.stderr
     assert "extremism" in result.stdout
-    report = json.loads(report_path.read_text())
-    assert report["n"] == 4 if "n" in report else True
-    assert json.dumps(report)  # serialisable
+    report = json.loads(report_path.read_text())  # written as JSON: it parses back
+    assert report["n"] == 4 and report["data"] == str(data)
+    overall = report["overall"]
+    extremism = overall["categories"]["extremism"]
+    assert (extremism["support"], extremism["tp"], extremism["fp"], extremism["fn"]) == (2, 2, 0, 0)
+    assert extremism["recall"] == 1.0 and extremism["auprc"] == 1.0
+    assert overall["harmful"] == {"n": 2, "block_rate": 1.0, "flag_rate": 1.0}
+    assert overall["benign"] == {"n": 2, "false_block_rate": 0.0, "false_flag_rate": 0.0}
+    assert {lang: block["n"] for lang, block in report["by_lang"].items()} == {"en": 2, "fr": 2}
 
 
 # -- usage errors: one clear line (or the subcommand's own usage), exit 2, never a traceback ------
