@@ -12,7 +12,7 @@ import pytest
 
 from safety_filter.serve.proxy import UpstreamProxy
 
-from .conftest import RunningServer
+from .helpers import RunningServer
 from .test_attack_surface import MARK, ScriptedUpstream, filtered, raw_http
 
 RESULT = {

@@ -2,7 +2,7 @@
 streamed and not, and `AzureOpenAI` / the Azure v1 path) against a real uvicorn running `serve`'s
 stack in front of a scripted upstream, and the middleware in-process.
 
-Harmful text is only the fake detector's marker (see conftest); the phrase detector flags
+Harmful text is only the fake detector's marker (see tests/helpers); the phrase detector flags
 `zzalpha zzbravo` however it is split or spaced.
 """
 
@@ -21,7 +21,7 @@ from safety_filter.findings import Verdict
 from safety_filter.policy import StreamingSettings, decide
 from safety_filter.serve.proxy import UpstreamProxy
 
-from .conftest import RunningServer, make_policy
+from .helpers import RunningServer, make_policy
 from .test_attack_surface import MARK, ScriptedUpstream, filtered, raw_http
 
 TEXT = "Happy to help with that."

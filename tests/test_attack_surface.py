@@ -3,7 +3,7 @@ body encodings, overload and headers. Each family is tried in many variants, end
 a real uvicorn running `serve`'s stack (middleware + proxy, inspected routes only) in front of a
 scripted upstream that logs what it receives, and through the middleware in-process.
 
-The rule under test: nothing the detector would flag (the marker `zzhate`, see conftest) reaches
+The rule under test: nothing the detector would flag (the marker `zzhate`, see tests/helpers) reaches
 the upstream or the client, whatever the framing; benign traffic stays byte for byte.
 """
 
@@ -24,7 +24,7 @@ from safety_filter.errors import Overloaded
 from safety_filter.findings import Finding
 from safety_filter.serve.proxy import UpstreamProxy
 
-from .conftest import FakeDetector, RunningServer, make_policy
+from .helpers import FakeDetector, RunningServer, make_policy
 
 MARK = "zzhate"
 BENIGN_REPLY = {

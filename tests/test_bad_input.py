@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from safety_filter import Engine, SafetyFilterMiddleware
 from safety_filter.audit import AuditLog
 
-from .conftest import ChatApp, FakeDetector, make_policy
+from .helpers import ChatApp, FakeDetector, make_policy
 
 pytestmark = pytest.mark.anyio
 

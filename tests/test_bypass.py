@@ -13,7 +13,7 @@ import pytest
 from safety_filter import Engine, SafetyFilterMiddleware
 from safety_filter.audit import AuditLog
 
-from .conftest import ChatApp
+from .helpers import ChatApp
 
 pytestmark = pytest.mark.anyio
 
@@ -32,11 +32,9 @@ def text_of(case: dict[str, Any]) -> str:
     return pad + case["text"] + pad
 
 
-@pytest.fixture(scope="module")
-def engine() -> Engine:
-    engine = Engine.from_policy_file()
-    engine.load()
-    return engine
+@pytest.fixture
+def engine(shipped_engine: Engine) -> Engine:
+    return shipped_engine  # one per session (conftest.py): the real detectors load once
 
 
 def filtered(engine: Engine, reply: str = "ok", piece: int = 3) -> tuple[ChatApp, SafetyFilterMiddleware]:

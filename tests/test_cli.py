@@ -18,11 +18,9 @@ FIXTURES = Path(__file__).parent / "fixtures"
 TEXTS = json.loads((FIXTURES / "e2e_texts.json").read_text(encoding="utf-8"))
 
 
-@pytest.fixture(scope="module")
-def engine() -> Engine:
-    engine = Engine.from_policy_file()
-    engine.load()
-    return engine
+@pytest.fixture
+def engine(shipped_engine: Engine) -> Engine:
+    return shipped_engine  # one per session (conftest.py): the real detectors load once
 
 
 def run(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
@@ -203,7 +201,7 @@ def test_serve_workers_runs_each_worker_with_its_own_engine(tmp_path: Path) -> N
 
     from safety_filter.resources import default_policy_path
 
-    from .conftest import free_port
+    from .helpers import free_port
 
     data = yaml.safe_load(default_policy_path().read_text())
     data["detectors"]["classifier"]["enabled"] = False  # rules only: two model copies would be slow here

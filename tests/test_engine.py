@@ -14,7 +14,7 @@ from safety_filter.detectors.base import BaseDetector, Detector
 from safety_filter.findings import Action, Finding
 from safety_filter.policy import load_policy
 
-from .conftest import FakeDetector, make_policy
+from .helpers import FakeDetector, make_policy
 
 
 def test_check_sync_scores_and_caches() -> None:

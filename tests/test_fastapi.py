@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from safety_filter import Engine, SafetyFilterMiddleware
 from safety_filter.audit import AuditLog
 
-from .conftest import FakeDetector, RunningServer, make_policy
+from .helpers import FakeDetector, RunningServer, make_policy
 
 
 def model_app() -> FastAPI:

@@ -10,7 +10,7 @@ import pytest
 from safety_filter import Engine, SafetyFilterMiddleware
 from safety_filter.audit import AuditLog
 
-from .conftest import ChatApp, FakeDetector, chat_request, make_policy
+from .helpers import ChatApp, FakeDetector, chat_request, make_policy
 
 pytestmark = pytest.mark.anyio
 

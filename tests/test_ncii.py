@@ -182,7 +182,7 @@ def test_ner_errors_raise_are_counted_and_apply_the_fail_mode(caplog: pytest.Log
     from safety_filter.engine import Engine
     from safety_filter.errors import InspectionError
     from safety_filter.findings import Action
-    from tests.conftest import make_policy
+    from tests.helpers import make_policy
 
     def broken(text, language):
         raise OSError("model not installed")

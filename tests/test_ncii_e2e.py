@@ -14,7 +14,7 @@ import pytest
 from safety_filter import Engine, SafetyFilterMiddleware
 from safety_filter.audit import AuditLog
 
-from .conftest import ChatApp
+from .helpers import ChatApp
 
 pytestmark = pytest.mark.anyio
 
@@ -38,11 +38,9 @@ LEGITIMATE = [
 COMPLYING = [c for c in CASES.values() if c["kind"] == "compliant_completion"]
 
 
-@pytest.fixture(scope="module")
-def engine() -> Engine:
-    engine = Engine.from_policy_file()
-    engine.warm_up()  # as a server does at start-up: person recognition loaded
-    return engine
+@pytest.fixture
+def engine(shipped_engine: Engine) -> Engine:
+    return shipped_engine  # one per session (conftest.py): the real detectors load once
 
 
 async def chat(engine: Engine, prompt: str, *, reply: str = "Sure.", stream: bool = False) -> httpx.Response:

@@ -11,7 +11,7 @@ from safety_filter import Engine, SafetyFilterMiddleware
 from safety_filter.audit import AuditLog
 from safety_filter.serve.proxy import UpstreamProxy, forwardable
 
-from .conftest import ChatApp, FakeDetector, RunningServer, chat_request, free_port, make_policy
+from .helpers import ChatApp, FakeDetector, RunningServer, chat_request, free_port, make_policy
 
 
 def filtering_proxy(upstream: str, **policy: object) -> SafetyFilterMiddleware:

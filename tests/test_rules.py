@@ -382,7 +382,7 @@ def test_regex_timeout_raises_instead_of_skipping_the_rule(caplog: pytest.LogCap
 @pytest.mark.parametrize(("fail_mode", "action"), [("closed", Action.BLOCK), ("open", Action.ANNOTATE)])
 def test_regex_timeout_applies_the_fail_mode(fail_mode: str, action: Action) -> None:
     from safety_filter.engine import Engine
-    from tests.conftest import make_policy
+    from tests.helpers import make_policy
 
     engine = Engine(make_policy(fail_mode=fail_mode), [_slow_rules()])
     [verdict] = engine.check_sync(["a" * 60 + "b"], "prompt")

@@ -16,7 +16,7 @@ from safety_filter import Engine, SafetyFilterMiddleware
 from safety_filter.audit import AuditLog
 from safety_filter.serve.proxy import UpstreamProxy
 
-from .conftest import FakeDetector, RunningServer, make_policy
+from .helpers import FakeDetector, RunningServer, make_policy
 
 TOKEN = "sk-test-4f9a8b7c6d5e"
 

@@ -16,7 +16,7 @@ import httpx
 import openai
 import pytest
 
-from .conftest import free_port
+from .helpers import free_port
 
 TEXTS = json.loads((Path(__file__).parent / "fixtures" / "e2e_texts.json").read_text(encoding="utf-8"))
 

@@ -18,7 +18,7 @@ from safety_filter import Engine, SafetyFilterMiddleware
 from safety_filter.audit import AuditLog
 from safety_filter.serve.proxy import UpstreamProxy
 
-from .conftest import RunningServer
+from .helpers import RunningServer
 
 STREAMS = 300
 ROUNDS = 3

@@ -12,7 +12,7 @@ from safety_filter import Engine
 from safety_filter.asgi.stream import SSEParser, StreamGuard, event_data
 from safety_filter.policy import StreamingSettings
 
-from .conftest import FakeDetector, make_policy
+from .helpers import FakeDetector, make_policy
 
 pytestmark = pytest.mark.anyio
 

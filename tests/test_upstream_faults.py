@@ -21,7 +21,7 @@ from safety_filter import Engine, SafetyFilterMiddleware
 from safety_filter.audit import AuditLog
 from safety_filter.serve.proxy import UpstreamProxy
 
-from .conftest import FakeDetector, RunningServer, chat_request, make_policy
+from .helpers import FakeDetector, RunningServer, chat_request, make_policy
 
 
 def proxy_to(url: str, timeout: float = 5.0, **policy: Any) -> SafetyFilterMiddleware:
