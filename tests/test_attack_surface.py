@@ -26,6 +26,8 @@ from safety_filter.serve.proxy import UpstreamProxy
 
 from .helpers import FakeDetector, RunningServer, make_policy
 
+pytestmark = pytest.mark.slow  # real servers or real models
+
 MARK = "zzhate"
 BENIGN_REPLY = {
     "id": "c1",

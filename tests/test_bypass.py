@@ -15,7 +15,7 @@ from safety_filter.audit import AuditLog
 
 from .helpers import ChatApp
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]  # real servers or real models
 
 PADDING = "The weather was mild and the garden needed water, so we spent the afternoon outside. "
 CASES = [

@@ -18,6 +18,8 @@ from safety_filter.detectors.base import Detector
 from safety_filter.detectors.classifier import ClassifierDetector, default_model_dir
 from safety_filter.findings import CATEGORIES
 
+pytestmark = pytest.mark.slow  # real servers or real models
+
 FIXTURES = Path(__file__).parent / "fixtures" / "classifier_smoke.jsonl"
 
 pytest.importorskip("onnxruntime")

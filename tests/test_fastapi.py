@@ -19,6 +19,8 @@ from safety_filter.audit import AuditLog
 
 from .helpers import FakeDetector, RunningServer, make_policy
 
+pytestmark = pytest.mark.slow  # real servers or real models
+
 
 def model_app() -> FastAPI:
     """A FastAPI "model" that repeats the last user message backwards: a prompt that passes the

@@ -225,6 +225,7 @@ def test_signal_lists_are_not_rule_lists() -> None:
     assert not any("_ncii" in p.parts for p in loaded)
 
 
+@pytest.mark.slow
 def test_presidio_offline_finds_people() -> None:
     """presidio and the spaCy models are dependencies: offline, their PERSON alone flags a request
     naming someone no list knows (the lists alone do not)."""

@@ -16,7 +16,7 @@ from safety_filter.audit import AuditLog
 
 from .helpers import ChatApp
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]  # real servers or real models
 
 CASES = {
     c["id"]: c

@@ -9,6 +9,10 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # real servers or real models
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

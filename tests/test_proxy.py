@@ -13,6 +13,8 @@ from safety_filter.serve.proxy import UpstreamProxy, forwardable
 
 from .helpers import ChatApp, FakeDetector, RunningServer, chat_request, free_port, make_policy
 
+pytestmark = pytest.mark.slow  # real servers or real models
+
 
 def filtering_proxy(upstream: str, **policy: object) -> SafetyFilterMiddleware:
     engine = Engine(make_policy(**policy), [FakeDetector()])

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import httpx
+import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -17,6 +18,8 @@ from safety_filter.audit import AuditLog
 from safety_filter.serve.proxy import UpstreamProxy
 
 from .helpers import FakeDetector, RunningServer, make_policy
+
+pytestmark = pytest.mark.slow  # real servers or real models
 
 TOKEN = "sk-test-4f9a8b7c6d5e"
 

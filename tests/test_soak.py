@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import httpx
+import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
@@ -19,6 +20,8 @@ from safety_filter.audit import AuditLog
 from safety_filter.serve.proxy import UpstreamProxy
 
 from .helpers import RunningServer
+
+pytestmark = pytest.mark.slow  # real servers or real models
 
 STREAMS = 300
 ROUNDS = 3

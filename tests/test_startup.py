@@ -24,6 +24,8 @@ from safety_filter.audit import AuditLog
 
 from .helpers import ChatApp, FakeDetector, chat_request, free_port, make_policy
 
+pytestmark = pytest.mark.slow  # real servers or real models
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -23,6 +23,8 @@ from safety_filter.serve.proxy import UpstreamProxy
 
 from .helpers import FakeDetector, RunningServer, chat_request, make_policy
 
+pytestmark = pytest.mark.slow  # real servers or real models
+
 
 def proxy_to(url: str, timeout: float = 5.0, **policy: Any) -> SafetyFilterMiddleware:
     engine = Engine(make_policy(**policy), [FakeDetector()])
