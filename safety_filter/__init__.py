@@ -6,13 +6,14 @@ when the server starts (or on first use).
 """
 
 from safety_filter.asgi.middleware import SafetyFilterMiddleware
-from safety_filter.detectors.base import Detector
+from safety_filter.detectors.base import BaseDetector, Detector
 from safety_filter.engine import Engine
-from safety_filter.findings import Action, Category, CategoryResult, Finding, Severity, Verdict
+from safety_filter.findings import Action, Category, CategoryResult, Finding, Severity, Verdict, Witness
 from safety_filter.policy import Policy, PolicyError, decide, load_policy
 
 __all__ = [
     "Action",
+    "BaseDetector",
     "Category",
     "CategoryResult",
     "Detector",
@@ -23,6 +24,7 @@ __all__ = [
     "SafetyFilterMiddleware",
     "Severity",
     "Verdict",
+    "Witness",
     "decide",
     "load_policy",
 ]

@@ -18,7 +18,7 @@ import bisect
 import json
 import sys
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,7 @@ from safety_filter.detectors.rules import (
     Entry,
     RuleList,
     RulesDetector,
-    _boundary_ok,
+    boundary_ok,
     load_list,
     resolve_lists,
 )
@@ -104,7 +104,7 @@ def _shadowing_entry(e: Entry, ac: Any, by_pattern: dict[int, list[Entry]]) -> E
         for other in by_pattern[pid]:
             if other is e or other.category != e.category:
                 continue
-            if not _boundary_ok(other.match, e.norm, s, t):
+            if not boundary_ok(other.match, e.norm, s, t):
                 continue
             if not runs_compatible(e.runs or {}, s, other.runs or {}, t - s):
                 continue
@@ -116,9 +116,39 @@ def _shadowing_entry(e: Entry, ac: Any, by_pattern: dict[int, list[Entry]]) -> E
     return None
 
 
+Report = Callable[[Entry, str, str], None]  # (entry, check, message)
+
+
 def lint(paths: Sequence[Path], *, words: Sequence[str] | None = None, max_examples: int = 5) -> list[LintProblem]:
     """Every problem found in the given list files (see the module docstring)."""
     problems: list[LintProblem] = []
+    lists = _load_for_lint(paths, problems)
+
+    def report(entry: Entry, check: str, message: str) -> None:
+        if check not in entry.lint_ignore:
+            problems.append(LintProblem(entry.source, check, message, entry.rule_id))
+
+    _duplicates(lists, report)
+    terms = [e for rl in lists for e in rl.entries if e.kind == "term"]
+    if terms:
+        _shadowed(terms, report)
+        words = list(words) if words is not None else common_words()
+        if words:
+            _over_broad(lists, words, max_examples, report)
+    for e in terms:
+        if len(e.norm.replace(" ", "")) < 3 and e.match != "word":
+            report(e, "short", f"{e.term!r} normalises to {e.norm!r}: too short for {e.match} matching")
+        elif len(e.norm.replace(" ", "")) < 2:
+            report(e, "short", f"{e.term!r} normalises to {e.norm!r}: a single character")
+    for rl in lists:
+        for e in (*rl.entries, *rl.allow):
+            if e.kind == "regex" and e.on == "normalized" and ("\\p{Lu}" in e.term or "[A-Z" in e.term):
+                report(e, "regex", "uppercase class in a regex on normalised (casefolded) text never matches")
+    return problems
+
+
+def _load_for_lint(paths: Sequence[Path], problems: list[LintProblem]) -> list[RuleList]:
+    """The lists that load; a file that does not, and each bad entry of one that does, is a problem."""
     lists: list[RuleList] = []
     for path in paths:
         errors: list[BlocklistError] = []
@@ -127,20 +157,19 @@ def lint(paths: Sequence[Path], *, words: Sequence[str] | None = None, max_examp
         except BlocklistError as exc:
             problems.append(LintProblem(str(path), "load", str(exc)))
             continue
-        for exc in errors:
-            check = "regex" if "bad regex:" in str(exc) else "load"
-            message = str(exc).removeprefix(f"{path}: ")
+        for problem in errors:
+            check = "regex" if "bad regex:" in str(problem) else "load"
+            message = str(problem).removeprefix(f"{path}: ")
             problems.append(LintProblem(str(path), check, message))
         lists.append(rl)
+    return lists
 
-    def report(entry: Entry, check: str, message: str) -> None:
-        if check not in entry.lint_ignore:
-            problems.append(LintProblem(entry.source, check, message, entry.rule_id))
 
-    # duplicates and entries the normaliser merges into one (same section, same match mode)
+def _duplicates(lists: Sequence[RuleList], report: Report) -> None:
+    """Duplicates, and entries the normaliser merges into one (same section, same match mode)."""
     for rl in lists:
         for section in (rl.entries, rl.allow):
-            seen: dict[tuple[str, str, str], Entry] = {}
+            seen: dict[tuple[str, str, tuple[Any, ...], str], Entry] = {}
             for e in section:
                 key = (e.kind, e.norm if e.kind == "term" else e.term, tuple(sorted((e.runs or {}).items())), e.match)
                 first = seen.get(key)
@@ -152,60 +181,49 @@ def lint(paths: Sequence[Path], *, words: Sequence[str] | None = None, max_examp
                     report(e, "merged", f"{e.term!r} and {first.term!r} normalise to the same {e.norm!r}: "
                            f"keep one (entry {first.index} already matches every spelling of {e.term!r})")
 
-    terms = [e for rl in lists for e in rl.entries if e.kind == "term"]
-    if terms:
-        # shadowed: another entry of the same category already matches everything this one does
-        patterns = sorted({e.norm for e in terms})
-        pidx = {p: i for i, p in enumerate(patterns)}
-        by_pattern: dict[int, list[Entry]] = defaultdict(list)
-        for e in terms:
-            by_pattern[pidx[e.norm]].append(e)
-        ac = ahocorasick_rs.AhoCorasick(patterns, matchkind=ahocorasick_rs.MatchKind.Standard)
-        for e in terms:
-            shadow = _shadowing_entry(e, ac, by_pattern)
-            if shadow is not None:
-                report(e, "shadowed", f"{e.term!r} is redundant: {shadow.rule_id} ({shadow.term!r}) already "
-                       f"matches inside every text it matches")
 
-        # over-broad: entries that fire on common words
-        words = list(words) if words is not None else common_words()
-        if words:
-            blob = "\n".join(words)
-            offsets = []
-            pos = 0
-            for w in words:
-                offsets.append(pos)
-                pos += len(w) + 1
-            compiled = CompiledRules(lists)
-            hits: dict[str, list[str]] = defaultdict(list)
-            entries_by_id: dict[str, Entry] = {}
-            for m in compiled.match(blob):
-                if m.entry.kind != "term":
-                    continue
-                k = bisect.bisect_right(offsets, m.span[0]) - 1
-                word = words[k]
-                if m.rule_id not in entries_by_id:
-                    entries_by_id[m.rule_id] = m.entry
-                if word not in hits[m.rule_id]:
-                    hits[m.rule_id].append(word)
-            for rule_id, ws in hits.items():
-                e = entries_by_id[rule_id]
-                exact = [w for w in ws if normalize_term(w) == e.norm]
-                what = "is itself a common word" if exact and len(ws) == 1 else "matches common words"
-                report(e, "over-broad", f"{e.term!r} {what}: {', '.join(ws[:max_examples])}"
-                       f"{' ...' if len(ws) > max_examples else ''} (narrow it to a phrase, use whole-word matching, "
-                       f"add an allow exception, or mark it `lint_ignore: [over-broad]` once reviewed)")
-
+def _shadowed(terms: Sequence[Entry], report: Report) -> None:
+    """Entries another entry of the same category already matches everywhere they do."""
+    patterns = sorted({e.norm for e in terms})
+    pidx = {p: i for i, p in enumerate(patterns)}
+    by_pattern: dict[int, list[Entry]] = defaultdict(list)
     for e in terms:
-        if len(e.norm.replace(" ", "")) < 3 and e.match != "word":
-            report(e, "short", f"{e.term!r} normalises to {e.norm!r}: too short for {e.match} matching")
-        elif len(e.norm.replace(" ", "")) < 2:
-            report(e, "short", f"{e.term!r} normalises to {e.norm!r}: a single character")
-    for rl in lists:
-        for e in (*rl.entries, *rl.allow):
-            if e.kind == "regex" and e.on == "normalized" and ("\\p{Lu}" in e.term or "[A-Z" in e.term):
-                report(e, "regex", "uppercase class in a regex on normalised (casefolded) text never matches")
-    return problems
+        by_pattern[pidx[e.norm]].append(e)
+    ac = ahocorasick_rs.AhoCorasick(patterns, matchkind=ahocorasick_rs.MatchKind.Standard)
+    for e in terms:
+        shadow = _shadowing_entry(e, ac, by_pattern)
+        if shadow is not None:
+            report(e, "shadowed", f"{e.term!r} is redundant: {shadow.rule_id} ({shadow.term!r}) already "
+                   f"matches inside every text it matches")
+
+
+def _over_broad(lists: Sequence[RuleList], words: Sequence[str], max_examples: int, report: Report) -> None:
+    """Term entries that fire on common words."""
+    blob = "\n".join(words)
+    offsets = []
+    pos = 0
+    for w in words:
+        offsets.append(pos)
+        pos += len(w) + 1
+    compiled = CompiledRules(lists)
+    hits: dict[str, list[str]] = defaultdict(list)
+    entries_by_id: dict[str, Entry] = {}
+    for m in compiled.match(blob):
+        if m.entry.kind != "term":
+            continue
+        k = bisect.bisect_right(offsets, m.span[0]) - 1
+        word = words[k]
+        if m.rule_id not in entries_by_id:
+            entries_by_id[m.rule_id] = m.entry
+        if word not in hits[m.rule_id]:
+            hits[m.rule_id].append(word)
+    for rule_id, ws in hits.items():
+        e = entries_by_id[rule_id]
+        exact = [w for w in ws if normalize_term(w) == e.norm]
+        what = "is itself a common word" if exact and len(ws) == 1 else "matches common words"
+        report(e, "over-broad", f"{e.term!r} {what}: {', '.join(ws[:max_examples])}"
+               f"{' ...' if len(ws) > max_examples else ''} (narrow it to a phrase, use whole-word matching, "
+               f"add an allow exception, or mark it `lint_ignore: [over-broad]` once reviewed)")
 
 
 def _cmd_lint(args: argparse.Namespace) -> int:
@@ -369,7 +387,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
 # --- wiring ----------------------------------------------------------------------------------
 
 
-def _guard(fn):  # type: ignore[no-untyped-def]
+def _guard(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
         try:
             return fn(args)

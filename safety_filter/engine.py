@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from safety_filter import metrics
-from safety_filter.detectors import build_detectors
+from safety_filter.detectors import base, build_detectors
 from safety_filter.detectors.base import Detector
 from safety_filter.findings import Finding, Verdict
 from safety_filter.policy import Policy, Role, decide, failed_verdict, load_policy
@@ -211,9 +211,7 @@ class Engine:
     def _watched_paths(self, loaded: _Loaded) -> list[Path]:
         paths = [self._policy_path] if self._policy_path is not None else []
         for detector in loaded.detectors:
-            watched = getattr(detector, "watched_paths", None)
-            if watched is not None:
-                paths.extend(watched())
+            paths.extend(base.watched_paths(detector))
         return paths
 
     # -- hot reload ------------------------------------------------------------------------
@@ -282,7 +280,7 @@ class Engine:
         once (with `retry_after` in seconds) when more than `detectors.max_queued_chars` wait
         to be scored: the caller answers 503 rather than queueing work that would time out.
         """
-        loaded = self._loaded or await asyncio.to_thread(self.load)
+        loaded = self._loaded if self._loaded is not None else await asyncio.to_thread(self.load)
         self.watch()
         keys, known, missing = _lookup(loaded, texts)
         if missing:
@@ -347,9 +345,7 @@ def _store(loaded: _Loaded, missing: dict[bytes, str], found: list[Findings]) ->
 
 def _warm(detectors: Iterable[Detector]) -> None:
     for detector in detectors:
-        warm_up = getattr(detector, "warm_up", None)
-        if warm_up is not None:
-            warm_up()
+        base.warm_up(detector)
 
 
 def _describe(exc: BaseException) -> str:
@@ -362,15 +358,14 @@ def _identity(detector: Detector, policy: Policy) -> tuple[str, str]:
 
 
 def _changed(detector: Detector, previous: _Loaded | None) -> bool:
-    watched = getattr(detector, "watched_paths", None)
-    if previous is None or watched is None:
+    if previous is None:
         return False
-    paths = list(watched())
+    paths = base.watched_paths(detector)
     return _stamps(paths) != {p: previous.watched.get(p) for p in paths}
 
 
 def _versions(loaded: _Loaded) -> dict[str, str]:
-    return {d.name: str(getattr(d, "version", "") or "") for d in loaded.detectors}
+    return {d.name: base.version(d) for d in loaded.detectors}
 
 
 def _stamps(paths: Iterable[Path]) -> dict[Path, Stamp]:

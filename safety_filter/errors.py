@@ -4,7 +4,8 @@
 SafetyFilterError
 ├── ConfigurationError        a policy, list or model that cannot be used (start-up, reload)
 │   ├── PolicyError           policy.py: names the file, the key and the problem
-│   └── BlocklistError        detectors/rules.py: names the list, the entry and the problem
+│   ├── BlocklistError        detectors/rules/: names the list, the entry and the problem
+│   └── SignalFileError       detectors/ncii/: names the signal file, the key and the problem
 ├── InspectionError           content that could not be inspected: the fail mode decides
 │   └── Overloaded            the detection queue is full: answer 503 with Retry-After now
 └── ShapeError                a request or response body of a shape the adapter cannot read

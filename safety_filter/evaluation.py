@@ -17,6 +17,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
+
+Scored = tuple[dict[str, float], set[str], str]  # (scores, flagged categories, action)
 
 BENIGN_LABELS = {"", "benign", "safe", "none", "neither", "ok", "clean"}
 DEFAULT_CATEGORIES = ("hate", "extremism", "non_consensual", "sexual")
@@ -35,7 +38,7 @@ def row_labels(row: Mapping[str, Any]) -> set[str]:
     return {str(lab).strip() for lab in labs if str(lab).strip().lower() not in BENIGN_LABELS}
 
 
-def pr_curve(y_true: Sequence[float], scores: Sequence[float]):
+def pr_curve(y_true: ArrayLike, scores: ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Precision/recall at every distinct score threshold (descending).
 
     Returns (precision, recall, thresholds), where entry i counts items with score >= thresholds[i].
@@ -56,7 +59,7 @@ def pr_curve(y_true: Sequence[float], scores: Sequence[float]):
     return precision, recall, s[idx]
 
 
-def average_precision(y_true: Sequence[float], scores: Sequence[float]) -> float | None:
+def average_precision(y_true: ArrayLike, scores: ArrayLike) -> float | None:
     """AUPRC as average precision: sum over thresholds of (R_i - R_{i-1}) * P_i (sklearn's definition).
     None when there is no positive item."""
     y = np.asarray(y_true, dtype=np.float64)
@@ -87,7 +90,7 @@ def _category_block(y: np.ndarray, s: np.ndarray, d: np.ndarray) -> dict[str, An
     return out
 
 
-def _normalise_scored(item: Any, thresholds: Mapping[str, float], default_threshold: float):
+def _normalise_scored(item: Any, thresholds: Mapping[str, float], default_threshold: float) -> Scored:
     """Accept {"scores", "filtered"?, "action"?}, a Verdict / Verdict.to_dict(), or {cat: score}."""
     if hasattr(item, "categories") and hasattr(item, "action"):
         cats = {k: (float(v.score), bool(v.filtered)) for k, v in item.categories.items()}
@@ -110,7 +113,7 @@ def _normalise_scored(item: Any, thresholds: Mapping[str, float], default_thresh
 
 
 def _report(
-    rows: Sequence[Mapping[str, Any]], scored: Sequence[tuple[dict, set, str]], categories: Sequence[str] | None
+    rows: Sequence[Mapping[str, Any]], scored: Sequence[Scored], categories: Sequence[str] | None
 ) -> dict[str, Any]:
     labels = [row_labels(r) for r in rows]
     if categories is None:
@@ -170,7 +173,7 @@ def _report(
 
 
 def _group_block(
-    labels: Sequence[set[str]], scored: Sequence[tuple[dict, set, str]], idx: Sequence[int]
+    labels: Sequence[set[str]], scored: Sequence[Scored], idx: Sequence[int]
 ) -> dict[str, Any]:
     """Accuracy of a group of rows: a harmful row is right when caught (blocked, or one of its
     labelled categories filtered), a benign row when not blocked."""
@@ -190,7 +193,7 @@ def _group_block(
     return out
 
 
-def _by_group(rows: Sequence[Mapping[str, Any]], labels: Sequence[set[str]], scored: Sequence[tuple[dict, set, str]],
+def _by_group(rows: Sequence[Mapping[str, Any]], labels: Sequence[set[str]], scored: Sequence[Scored],
               field: str) -> dict[str, Any]:
     """Per value of `field` (e.g. the phenomenon a row tests): all languages, then each language."""
     out: dict[str, Any] = {}
@@ -241,7 +244,7 @@ def format_report(report: Mapping[str, Any]) -> str:
     """Readable tables: per category overall, per language, benign false-block rates."""
     lines: list[str] = []
 
-    def table(title: str, blk: Mapping[str, Any]):
+    def table(title: str, blk: Mapping[str, Any]) -> None:
         lines.append(f"{title} (n={blk['n']})")
         lines.append(f"  {'category':<16}{'support':>8}{'precision':>11}{'recall':>8}{'F1':>8}{'AUPRC':>8}")
         for c, m in blk["categories"].items():

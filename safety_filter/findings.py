@@ -48,6 +48,17 @@ class Action(enum.StrEnum):
 _ACTION_ORDER = (Action.ALLOW, Action.ANNOTATE, Action.BLOCK)
 
 
+class Witness(enum.StrEnum):
+    """The kind of evidence a finding is: `policy.decide` combines the two kinds as a noisy-OR.
+
+    A `LIST` finding is a rule-list hit; a `MODEL` finding is a reading of context (the classifier,
+    the NCII detector), and models agree too often to count twice.
+    """
+
+    LIST = "list"
+    MODEL = "model"
+
+
 @dataclass(frozen=True, slots=True)
 class Finding:
     """One piece of evidence that a text belongs to a category.
@@ -57,7 +68,7 @@ class Finding:
     `rule_id` names the list entry or model head that fired; `evidence` is a short,
     human-readable explanation (never required for a decision). `action` is set only by a rule
     list that carries its own action ("annotate" for a watch list, say); otherwise the policy's
-    action for the category applies.
+    action for the category applies. `witness` says which kind of evidence it is (see `Witness`).
     """
 
     category: str
@@ -67,6 +78,7 @@ class Finding:
     rule_id: str | None = None
     evidence: str | None = None
     action: Action | None = None
+    witness: Witness = Witness.MODEL
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.score <= 1.0:

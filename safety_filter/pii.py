@@ -104,7 +104,7 @@ def _offline_email_recognizer(language: str) -> Any:
 
     extractor = offline_tld_extractor()
 
-    class OfflineEmailRecognizer(EmailRecognizer):  # type: ignore[misc]
+    class OfflineEmailRecognizer(EmailRecognizer):
         """EmailRecognizer whose domain check never fetches the public suffix list."""
 
         def validate_result(self, pattern_text: str) -> bool:

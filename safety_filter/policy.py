@@ -17,11 +17,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from safety_filter.errors import ConfigurationError
-from safety_filter.findings import CATEGORIES, Action, CategoryResult, Finding, Severity, Verdict
+from safety_filter.findings import CATEGORIES, Action, CategoryResult, Finding, Severity, Verdict, Witness
 from safety_filter.resources import default_policy_path
 
 Role = Literal["prompt", "completion"]
-RULES_SOURCE = "rules"  # findings from rule lists; every other source is a model
 ROLES: tuple[Role, ...] = ("prompt", "completion")
 
 Score = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -229,9 +228,9 @@ def parse_policy(raw: bytes | str, *, source: str = "<inline>") -> Policy:
 def decide(findings: Iterable[Finding], policy: Policy, role: Role) -> Verdict:
     """Turn the findings for one text into a verdict under `policy` for `role`.
 
-    Rule lists and models are two kinds of witness. For each category, the strongest list hit
-    and the strongest model score (classifier, NCII detector: they read context and agree too
-    often to count twice) combine as a noisy-OR, `1 - (1 - list)(1 - model)`: a list term of
+    Rule lists and models are two kinds of witness (`Finding.witness`). For each category, the
+    strongest list hit and the strongest model score (classifier, NCII detector: they read context
+    and agree too often to count twice) combine as a noisy-OR, `1 - (1 - list)(1 - model)`: a list term of
     moderate weight plus a fairly confident model outweigh either alone, while a term quoted in
     counter-speech (the model near 0) stays below the threshold. Terms weighted 1.0 decide alone.
 
@@ -244,7 +243,7 @@ def decide(findings: Iterable[Finding], policy: Policy, role: Role) -> Verdict:
     witnesses: dict[str, list[float]] = {category: [0.0, 0.0] for category in CATEGORIES}
     for finding in findings:
         pair = witnesses.setdefault(finding.category, [0.0, 0.0])
-        kind = 0 if finding.source == RULES_SOURCE else 1
+        kind = 0 if finding.witness is Witness.LIST else 1
         pair[kind] = max(pair[kind], finding.score)
     results: dict[str, CategoryResult] = {}
     action = Action.ALLOW

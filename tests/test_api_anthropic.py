@@ -14,8 +14,10 @@ import pytest
 
 from safety_filter.serve.proxy import UpstreamProxy
 
-from .conftest import RunningServer
+from .helpers import RunningServer
 from .test_attack_surface import MARK, ScriptedUpstream, filtered, raw_http
+
+pytestmark = pytest.mark.slow  # real servers or real models
 
 MESSAGE = {
     "id": "msg_1",

@@ -2,7 +2,7 @@
 streamed and not, and `AzureOpenAI` / the Azure v1 path) against a real uvicorn running `serve`'s
 stack in front of a scripted upstream, and the middleware in-process.
 
-Harmful text is only the fake detector's marker (see conftest); the phrase detector flags
+Harmful text is only the fake detector's marker (see tests/helpers); the phrase detector flags
 `zzalpha zzbravo` however it is split or spaced.
 """
 
@@ -21,7 +21,7 @@ from safety_filter.findings import Verdict
 from safety_filter.policy import StreamingSettings, decide
 from safety_filter.serve.proxy import UpstreamProxy
 
-from .conftest import RunningServer, make_policy
+from .helpers import RunningServer, make_policy
 from .test_attack_surface import MARK, ScriptedUpstream, filtered, raw_http
 
 TEXT = "Happy to help with that."
@@ -116,6 +116,7 @@ def post(stack, body: dict[str, Any], path: str = "/v1/responses") -> tuple[int,
 # -- allowed -----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_allowed_response_arrives_byte_for_byte(stack, upstream, client) -> None:  # type: ignore[no-untyped-def]
     scripted = (
         b'{ "id":"resp_1", "object":"response",  "output":[%s], "status":"completed" }'
@@ -129,6 +130,7 @@ def test_allowed_response_arrives_byte_for_byte(stack, upstream, client) -> None
     assert upstream.received[-1][1] == "/v1/responses"
 
 
+@pytest.mark.slow
 def test_allowed_stream_arrives_byte_for_byte(stack, upstream, client) -> None:  # type: ignore[no-untyped-def]
     events = message_stream(["Happy ", "to help ", "with that."])
     upstream.script(events, b"text/event-stream")
@@ -142,6 +144,7 @@ def test_allowed_stream_arrives_byte_for_byte(stack, upstream, client) -> None: 
     assert "".join(e.delta for e in seen if e.type == "response.output_text.delta") == TEXT
 
 
+@pytest.mark.slow
 def test_deltas_of_different_items_are_never_joined(stack, upstream, client) -> None:  # type: ignore[no-untyped-def]
     """Two output items interleave their deltas: each half of the phrase is in its own item."""
     first, second = (
@@ -163,6 +166,7 @@ def test_deltas_of_different_items_are_never_joined(stack, upstream, client) -> 
 # -- blocked prompt ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_blocked_prompt_raises_bad_request_and_never_reaches_the_model(stack, upstream, client) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(openai.BadRequestError) as caught:
         client.responses.create(model="m", input=f"write {MARK}")
@@ -250,6 +254,7 @@ REQUEST_FIELDS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(REQUEST_FIELDS))
 def test_every_request_field_a_model_reads_is_inspected(stack, upstream, name: str) -> None:  # type: ignore[no-untyped-def]
     status, headers, body = post(stack, REQUEST_FIELDS[name])
@@ -261,6 +266,7 @@ def test_every_request_field_a_model_reads_is_inspected(stack, upstream, name: s
 # -- stored history ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "request_fields",
     [
@@ -318,6 +324,7 @@ OUTPUTS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(OUTPUTS))
 def test_blocked_output_is_an_incomplete_response_with_no_text(stack, upstream, client, name: str) -> None:  # type: ignore[no-untyped-def]
     upstream.script([json.dumps(reply(OUTPUTS[name])).encode()])
@@ -330,6 +337,7 @@ def test_blocked_output_is_an_incomplete_response_with_no_text(stack, upstream, 
     assert response.output == [] and response.output_text == ""
 
 
+@pytest.mark.slow
 def test_output_text_convenience_field_is_inspected(stack, upstream, client) -> None:  # type: ignore[no-untyped-def]
     upstream.script([json.dumps(reply([message(TEXT)], output_text=MARK)).encode()])
     raw = client.responses.with_raw_response.create(model="m", input="hi")
@@ -401,6 +409,7 @@ STREAMS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(STREAMS))
 def test_blocked_stream_ends_incomplete_and_leaks_no_piece(stack, upstream, client, name: str) -> None:  # type: ignore[no-untyped-def]
     upstream.script(STREAMS[name], b"text/event-stream")
@@ -437,6 +446,7 @@ async def test_stream_cut_keeps_the_checked_prefix_in_order() -> None:
 # -- Azure -------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_azure_v1_path_and_api_version_path(stack, upstream) -> None:  # type: ignore[no-untyped-def]
     v1 = openai.OpenAI(base_url=f"{stack[1].url}/openai/v1/", api_key="k", max_retries=0)
     azure = openai.AzureOpenAI(
@@ -455,6 +465,7 @@ def test_azure_v1_path_and_api_version_path(stack, upstream) -> None:  # type: i
         assert list(v1.responses.create(model="dep", input="hi", stream=True))[-1].type == "response.incomplete"
 
 
+@pytest.mark.slow
 def test_other_responses_routes_are_refused_not_passed(stack, upstream) -> None:  # type: ignore[no-untyped-def]
     for path in ("/v1/responses/compact", "/v1/responses/input_tokens", "/openai/v1/responses/resp_1/cancel"):
         status, _, _ = post(stack, {"model": "m", "input": MARK}, path)
@@ -496,6 +507,7 @@ async def test_annotated_output_is_kept_with_azure_results() -> None:
     assert body["prompt_filter_results"][0]["content_filter_results"]["hate"]["filtered"] is False
 
 
+@pytest.mark.slow
 def test_azure_deployment_path_is_inspected(stack, upstream) -> None:  # type: ignore[no-untyped-def]
     status, _, body = post(stack, {"model": "dep", "input": MARK}, "/openai/deployments/dep/responses")
     assert status == 400 and json.loads(body)["error"]["code"] == "content_filter"

@@ -3,7 +3,7 @@ body encodings, overload and headers. Each family is tried in many variants, end
 a real uvicorn running `serve`'s stack (middleware + proxy, inspected routes only) in front of a
 scripted upstream that logs what it receives, and through the middleware in-process.
 
-The rule under test: nothing the detector would flag (the marker `zzhate`, see conftest) reaches
+The rule under test: nothing the detector would flag (the marker `zzhate`, see tests/helpers) reaches
 the upstream or the client, whatever the framing; benign traffic stays byte for byte.
 """
 
@@ -24,10 +24,16 @@ from safety_filter.errors import Overloaded
 from safety_filter.findings import Finding
 from safety_filter.serve.proxy import UpstreamProxy
 
-from .conftest import FakeDetector, RunningServer, make_policy
+from .helpers import FakeDetector, RunningServer, make_policy
+
+pytestmark = pytest.mark.slow  # real servers or real models
 
 MARK = "zzhate"
-BENIGN_REPLY = {"id": "c1", "object": "chat.completion", "choices": [{"index": 0, "message": {"role": "assistant", "content": "Happy to help."}, "finish_reason": "stop"}]}
+BENIGN_REPLY = {
+    "id": "c1",
+    "object": "chat.completion",
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": "Happy to help."}, "finish_reason": "stop"}],
+}
 
 
 class ScriptedUpstream:
@@ -39,7 +45,13 @@ class ScriptedUpstream:
         self.headers: list[tuple[bytes, bytes]] = [(b"content-type", b"application/json")]
         self.chunks: list[bytes] = [json.dumps(BENIGN_REPLY).encode()]
 
-    def script(self, chunks: list[bytes], content_type: bytes | None = b"application/json", status: int = 200, extra: list[tuple[bytes, bytes]] | None = None) -> None:
+    def script(
+        self,
+        chunks: list[bytes],
+        content_type: bytes | None = b"application/json",
+        status: int = 200,
+        extra: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
         self.status, self.chunks = status, chunks
         self.headers = ([(b"content-type", content_type)] if content_type else []) + (extra or [])
 
@@ -94,7 +106,9 @@ def upstream(stack):  # type: ignore[no-untyped-def]
     return app
 
 
-def raw_http(port: int, method: str, target: str, body: bytes = b"", headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+def raw_http(
+    port: int, method: str, target: str, body: bytes = b"", headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], bytes]:
     """Send one request exactly as written (httpx would normalise the path first)."""
     lines = [f"{method} {target} HTTP/1.1", "Host: 127.0.0.1", f"Content-Length: {len(body)}", "Connection: close"]
     lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
@@ -121,7 +135,9 @@ def raw_http(port: int, method: str, target: str, body: bytes = b"", headers: di
     return int(status_line.split()[1]), parsed, rest
 
 
-def through(via: str, stack: Any, method: str, path: str, body: bytes, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+def through(
+    via: str, stack: Any, method: str, path: str, body: bytes, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], bytes]:
     """One request through `serve`'s stack on uvicorn ("serve"), or the middleware in-process
     around the same scripted app ("asgi")."""
     upstream, front = stack
@@ -166,13 +182,20 @@ def test_ambiguous_targets_are_refused_and_never_forwarded(stack, upstream, targ
         assert json.loads(body)["error"]["message"]
 
 
-EQUIVALENT_TARGETS = ["/V1/Chat/Completions", "/v1/chat/completions/", "/v1/%63hat/completions", "/chat/completions", "/openai/v1/chat/completions", "/openai/deployments/gpt/chat/completions"]
+EQUIVALENT_TARGETS = [
+    "/V1/Chat/Completions",
+    "/v1/chat/completions/",
+    "/v1/%63hat/completions",
+    "/chat/completions",
+    "/openai/v1/chat/completions",
+    "/openai/deployments/gpt/chat/completions",
+]
 
 
 @pytest.mark.parametrize("target", EQUIVALENT_TARGETS)
 def test_other_spellings_of_inspected_routes_are_inspected(stack, upstream, target: str) -> None:  # type: ignore[no-untyped-def]
     _, front = stack
-    status, headers, body = raw_http(front.port, "POST", target, harmful_chat(), {"content-type": "application/json"})
+    status, _, body = raw_http(front.port, "POST", target, harmful_chat(), {"content-type": "application/json"})
     assert status == 400 and json.loads(body)["error"]["code"] == "content_filter", (target, body)
     assert not upstream.saw()
 
@@ -186,17 +209,23 @@ def test_other_spellings_of_inspected_routes_are_inspected(stack, upstream, targ
         ("GET", {"X-Original-URL": "/v1/chat/completions"}), ("POST", {"X-Rewrite-URL": "/v1/chat/completions"}),
     ],
 )
-def test_other_methods_and_overrides_never_forward_uninspected(stack, upstream, method: str, headers: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
+def test_other_methods_and_overrides_never_forward_uninspected(
+    stack, upstream, method: str, headers: dict[str, str]
+) -> None:  # type: ignore[no-untyped-def]
     _, front = stack
-    status, _, body = raw_http(front.port, method, "/v1/chat/completions", harmful_chat(), {"content-type": "application/json", **headers})
+    status, _, _ = raw_http(
+        front.port, method, "/v1/chat/completions", harmful_chat(), {"content-type": "application/json", **headers}
+    )
     assert 400 <= status < 500, (method, headers, status)
     assert not upstream.saw()
 
 
-@pytest.mark.parametrize("target", ["/v1/embeddings", "/v1/files", "/admin", "/v1/models/../admin", "/v1/fine_tuning/jobs", "/api/tags"])
+@pytest.mark.parametrize(
+    "target", ["/v1/embeddings", "/v1/files", "/admin", "/v1/models/../admin", "/v1/fine_tuning/jobs", "/api/tags"]
+)
 def test_routes_neither_inspected_nor_passed_through_get_a_json_404(stack, upstream, target: str) -> None:  # type: ignore[no-untyped-def]
     _, front = stack
-    status, headers, body = raw_http(front.port, "POST", target, harmful_chat())
+    status, headers, _ = raw_http(front.port, "POST", target, harmful_chat())
     assert status in (400, 404, 501) and headers["content-type"] == "application/json"
     assert not upstream.saw()
 
@@ -208,7 +237,9 @@ def test_passthrough_routes_and_benign_chat_are_forwarded_exactly(stack, upstrea
     assert status == 200 and body == b'{"data": [{"id": "m"}]}'
     upstream.script([json.dumps(BENIGN_REPLY).encode()])
     request = json.dumps({"messages": [{"role": "user", "content": "hello"}]}).encode()
-    status, headers, body = raw_http(front.port, "POST", "/V1/Chat/Completions", request, {"content-type": "application/json"})
+    status, headers, body = raw_http(
+        front.port, "POST", "/V1/Chat/Completions", request, {"content-type": "application/json"}
+    )
     assert status == 200 and body == json.dumps(BENIGN_REPLY).encode()
     assert upstream.received[-1] == ("POST", "/V1/Chat/Completions", request)
     assert headers["x-safety-filter-action"] == "allow"
@@ -225,26 +256,97 @@ FIELD_VARIANTS = {
     "thinking part": _msg(role="assistant", content=[{"type": "thinking", "thinking": MARK, "signature": "s"}]),
     "unknown part type": _msg(role="user", content=[{"type": "future_part", "payload": {"words": MARK}}]),
     "string part": _msg(role="user", content=[MARK]),
-    "tool args as object": _msg(role="assistant", content=None, tool_calls=[{"id": "1", "type": "function", "function": {"name": "f", "arguments": {"q": MARK}}}]),
-    "tool args as string": _msg(role="assistant", tool_calls=[{"id": "1", "type": "function", "function": {"name": "f", "arguments": json.dumps({"q": MARK})}}]),
-    "custom tool input": _msg(role="assistant", tool_calls=[{"id": "1", "type": "custom", "custom": {"name": "x", "input": MARK}}]),
-    "tool name": _msg(role="assistant", tool_calls=[{"id": "1", "type": "function", "function": {"name": MARK, "arguments": "{}"}}]),
+    "tool args as object": _msg(
+        role="assistant",
+        content=None,
+        tool_calls=[{"id": "1", "type": "function", "function": {"name": "f", "arguments": {"q": MARK}}}],
+    ),
+    "tool args as string": _msg(
+        role="assistant",
+        tool_calls=[{"id": "1", "type": "function", "function": {"name": "f", "arguments": json.dumps({"q": MARK})}}],
+    ),
+    "custom tool input": _msg(
+        role="assistant", tool_calls=[{"id": "1", "type": "custom", "custom": {"name": "x", "input": MARK}}]
+    ),
+    "tool name": _msg(
+        role="assistant", tool_calls=[{"id": "1", "type": "function", "function": {"name": MARK, "arguments": "{}"}}]
+    ),
     "function_call": _msg(role="assistant", function_call={"name": "f", "arguments": {"q": MARK}}),
     "message name": _msg(role="user", name=MARK, content="hello"),
     "reasoning_content": _msg(role="assistant", content="ok", reasoning_content=MARK),
     "reasoning": _msg(role="assistant", content="ok", reasoning=MARK),
     "tool message": _msg(role="tool", tool_call_id="1", content=[{"type": "text", "text": MARK}]),
-    "tools description": {"messages": [{"role": "user", "content": "hi"}], "tools": [{"type": "function", "function": {"name": "f", "description": MARK}}]},
-    "tools param description": {"messages": [{"role": "user", "content": "hi"}], "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {"q": {"type": "string", "description": MARK}}}}}]},
-    "tools nested schema": {"messages": [{"role": "user", "content": "hi"}], "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {"a": {"type": "array", "items": {"type": "object", "properties": {"b": {"enum": [MARK]}}}}}}}}]},
-    "schema property name": {"messages": [{"role": "user", "content": "hi"}], "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {MARK: {"type": "string"}}}}}]},
-    "legacy functions": {"messages": [{"role": "user", "content": "hi"}], "functions": [{"name": "f", "description": MARK}]},
-    "response_format": {"messages": [{"role": "user", "content": "hi"}], "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object", "description": MARK}}}},
+    "tools description": {
+        "messages": [{"role": "user", "content": "hi"}],
+        "tools": [{"type": "function", "function": {"name": "f", "description": MARK}}],
+    },
+    "tools param description": {
+        "messages": [{"role": "user", "content": "hi"}],
+        "tools": [
+            {
+                "type": "function",
+                "function": {
+                    "name": "f",
+                    "parameters": {"type": "object", "properties": {"q": {"type": "string", "description": MARK}}},
+                },
+            }
+        ],
+    },
+    "tools nested schema": {
+        "messages": [{"role": "user", "content": "hi"}],
+        "tools": [
+            {
+                "type": "function",
+                "function": {
+                    "name": "f",
+                    "parameters": {
+                        "type": "object",
+                        "properties": {
+                            "a": {"type": "array", "items": {"type": "object", "properties": {"b": {"enum": [MARK]}}}}
+                        },
+                    },
+                },
+            }
+        ],
+    },
+    "schema property name": {
+        "messages": [{"role": "user", "content": "hi"}],
+        "tools": [
+            {
+                "type": "function",
+                "function": {"name": "f", "parameters": {"type": "object", "properties": {MARK: {"type": "string"}}}},
+            }
+        ],
+    },
+    "legacy functions": {
+        "messages": [{"role": "user", "content": "hi"}],
+        "functions": [{"name": "f", "description": MARK}],
+    },
+    "response_format": {
+        "messages": [{"role": "user", "content": "hi"}],
+        "response_format": {
+            "type": "json_schema",
+            "json_schema": {"name": "x", "schema": {"type": "object", "description": MARK}},
+        },
+    },
     "documents": {"messages": [{"role": "user", "content": "hi"}], "documents": [{"title": "doc", "text": MARK}]},
     "unknown top-level field": {"messages": [{"role": "user", "content": "hi"}], "system_prompt_extra": MARK},
-    "sentence split across messages": {"messages": [{"role": "user", "content": "zzalpha"}, {"role": "user", "content": "zzbravo"}]},
-    "sentence split over a run of messages": {"messages": [{"role": "system", "content": "be nice"}, {"role": "user", "content": "zzalpha"}, {"role": "user", "content": "zzbravo"}, {"role": "user", "content": "thanks"}]},
-    "sentence split across parts": {"messages": [{"role": "user", "content": [{"type": "text", "text": "zzalpha"}, {"type": "text", "text": "zzbravo"}]}]},
+    "sentence split across messages": {
+        "messages": [{"role": "user", "content": "zzalpha"}, {"role": "user", "content": "zzbravo"}]
+    },
+    "sentence split over a run of messages": {
+        "messages": [
+            {"role": "system", "content": "be nice"},
+            {"role": "user", "content": "zzalpha"},
+            {"role": "user", "content": "zzbravo"},
+            {"role": "user", "content": "thanks"},
+        ]
+    },
+    "sentence split across parts": {
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "zzalpha"}, {"type": "text", "text": "zzbravo"}]}
+        ]
+    },
 }
 
 
@@ -274,7 +376,12 @@ def test_completion_fields_are_inspected(stack, upstream, body: dict[str, Any]) 
 @pytest.mark.parametrize("field", ["chat_template", "chat_template_kwargs", "prompt_token_ids", "grammar"])
 def test_model_input_that_cannot_be_read_is_refused(stack, upstream, field: str) -> None:  # type: ignore[no-untyped-def]
     _, front = stack
-    body = json.dumps({"messages": [{"role": "user", "content": "hi"}], field: "{{ anything }}" if field != "chat_template_kwargs" else {"x": 1}}).encode()
+    body = json.dumps(
+        {
+            "messages": [{"role": "user", "content": "hi"}],
+            field: "{{ anything }}" if field != "chat_template_kwargs" else {"x": 1},
+        }
+    ).encode()
     status, _, answer = raw_http(front.port, "POST", "/v1/chat/completions", body)
     assert status == 400 and field in json.loads(answer)["error"]["message"]
     assert not upstream.received
@@ -293,20 +400,40 @@ async def test_a_policy_can_pass_a_field_it_trusts() -> None:
 # -- 3. response fields a client shows -------------------------------------------------------
 
 def _reply(message: dict[str, Any], **choice: Any) -> bytes:
-    return json.dumps({"id": "c", "object": "chat.completion", "choices": [{"index": 0, "message": {"role": "assistant", **message}, "finish_reason": "stop", **choice}]}).encode()
+    return json.dumps(
+        {
+            "id": "c",
+            "object": "chat.completion",
+            "choices": [{"index": 0, "message": {"role": "assistant", **message}, "finish_reason": "stop", **choice}],
+        }
+    ).encode()
 
 
 RESPONSE_VARIANTS = {
     "reasoning_content": _reply({"content": "fine", "reasoning_content": MARK}),
     "reasoning": _reply({"content": "fine", "reasoning": MARK}),
     "audio transcript": _reply({"content": None, "audio": {"id": "a", "data": "AAAA", "transcript": MARK}}),
-    "tool call arguments": _reply({"content": None, "tool_calls": [{"id": "1", "type": "function", "function": {"name": "f", "arguments": json.dumps({"x": MARK})}}]}),
+    "tool call arguments": _reply(
+        {
+            "content": None,
+            "tool_calls": [
+                {"id": "1", "type": "function", "function": {"name": "f", "arguments": json.dumps({"x": MARK})}}
+            ],
+        }
+    ),
     "refusal": _reply({"content": None, "refusal": MARK}),
-    "content with logprobs": _reply({"content": MARK}, logprobs={"content": [{"token": MARK, "logprob": -0.1, "top_logprobs": [{"token": MARK, "logprob": -0.1}]}]}),
+    "content with logprobs": _reply(
+        {"content": MARK},
+        logprobs={"content": [{"token": MARK, "logprob": -0.1, "top_logprobs": [{"token": MARK, "logprob": -0.1}]}]},
+    ),
     "unknown message field": _reply({"content": "fine", "annotations_text": MARK}),
     "choice-level text": json.dumps({"choices": [{"index": 0, "text": MARK, "logprobs": {"tokens": [MARK]}}]}).encode(),
-    "repeated index": json.dumps({"choices": [{"index": 0, "message": {"content": MARK}}, {"index": 0, "message": {"content": "fine"}}]}).encode(),
-    "outside the choices": json.dumps({"choices": [{"index": 0, "message": {"content": "fine"}}], "note": MARK}).encode(),
+    "repeated index": json.dumps(
+        {"choices": [{"index": 0, "message": {"content": MARK}}, {"index": 0, "message": {"content": "fine"}}]}
+    ).encode(),
+    "outside the choices": json.dumps(
+        {"choices": [{"index": 0, "message": {"content": "fine"}}], "note": MARK}
+    ).encode(),
 }
 
 
@@ -315,7 +442,7 @@ RESPONSE_VARIANTS = {
 def test_every_response_field_a_client_shows_is_inspected(stack, upstream, name: str, via: str) -> None:  # type: ignore[no-untyped-def]
     upstream.script([RESPONSE_VARIANTS[name]])
     request = json.dumps({"messages": [{"role": "user", "content": "hi"}]}).encode()
-    status, headers, body = through(via, stack, "POST", "/v1/chat/completions", request)
+    _, headers, body = through(via, stack, "POST", "/v1/chat/completions", request)
     assert MARK.encode() not in body, (name, body)
     assert headers["x-safety-filter-action"] == "block"
 
@@ -330,35 +457,69 @@ def _events(deltas: list[dict[str, Any]], sep: str = "\n\n", prefix: str = "data
     return "".join(prefix + json.dumps(d) + sep for d in deltas).encode() + f"data: [DONE]{sep}".encode()
 
 
-SPLIT = [_chunk({"content": "opening words, "}), _chunk({"content": "zzh"}), _chunk({"content": "ate"}), _chunk({"content": " and the rest."})]
+SPLIT = [
+    _chunk({"content": "opening words, "}),
+    _chunk({"content": "zzh"}),
+    _chunk({"content": "ate"}),
+    _chunk({"content": " and the rest."}),
+]
 STREAM_VARIANTS: dict[str, tuple[list[bytes], bytes | None, list[tuple[bytes, bytes]]]] = {
     "labelled text/plain": ([_events(SPLIT)], b"text/plain", []),
     "labelled application/json": ([_events(SPLIT)], b"application/json", []),
     "no content type": ([_events(SPLIT)], None, []),
     "gzip encoded": ([gzip.compress(_events(SPLIT))], b"text/event-stream", [(b"content-encoding", b"gzip")]),
-    "gzip in pieces": ([gzip.compress(_events(SPLIT))[i : i + 7] for i in range(0, len(gzip.compress(_events(SPLIT))), 7)], b"text/event-stream", [(b"content-encoding", b"gzip")]),
+    "gzip in pieces": (
+        [gzip.compress(_events(SPLIT))[i : i + 7] for i in range(0, len(gzip.compress(_events(SPLIT))), 7)],
+        b"text/event-stream",
+        [(b"content-encoding", b"gzip")],
+    ),
     "brotli label": ([_events(SPLIT)], b"text/event-stream", [(b"content-encoding", b"br")]),
     "LF CRLF endings": ([_events(SPLIT, sep="\n\r\n")], b"text/event-stream", []),
     "LF CR endings": ([_events(SPLIT, sep="\n\r")], b"text/event-stream", []),
     "CR endings": ([_events(SPLIT, sep="\r\r")], b"text/event-stream", []),
     "leading BOM": ([b"\xef\xbb\xbf" + _events(SPLIT)], b"text/event-stream", []),
     "no space after data:": ([_events(SPLIT, prefix="data:")], b"text/event-stream", []),
-    "reasoning_content deltas": ([_events([_chunk({"reasoning_content": "zzh"}), _chunk({"reasoning_content": "ate"})])], b"text/event-stream", []),
-    "reasoning deltas": ([_events([_chunk({"reasoning": "zz"}), _chunk({"reasoning": "hate"})])], b"text/event-stream", []),
-    "interleaved tool calls": (
-        [_events([
-            _chunk({"tool_calls": [{"index": 0, "id": "a", "function": {"name": "f", "arguments": '{"q": "zz'}}]}),
-            _chunk({"tool_calls": [{"index": 1, "id": "b", "function": {"name": "g", "arguments": '{"r": "x'}}]}),
-            _chunk({"tool_calls": [{"index": 0, "function": {"arguments": 'hate"}'}}]}),
-            _chunk({"tool_calls": [{"index": 1, "function": {"arguments": 'y"}'}}]}),
-        ])],
-        b"text/event-stream", [],
+    "reasoning_content deltas": (
+        [_events([_chunk({"reasoning_content": "zzh"}), _chunk({"reasoning_content": "ate"})])],
+        b"text/event-stream",
+        [],
     ),
-    "several data lines per event": ([b"".join(f"data: {json.dumps(d)}\n".encode() for d in SPLIT) + b"\n" + b"data: [DONE]\n\n"], b"text/event-stream", []),
+    "reasoning deltas": (
+        [_events([_chunk({"reasoning": "zz"}), _chunk({"reasoning": "hate"})])],
+        b"text/event-stream",
+        [],
+    ),
+    "interleaved tool calls": (
+        [
+            _events(
+                [
+                    _chunk(
+                        {"tool_calls": [{"index": 0, "id": "a", "function": {"name": "f", "arguments": '{"q": "zz'}}]}
+                    ),
+                    _chunk(
+                        {"tool_calls": [{"index": 1, "id": "b", "function": {"name": "g", "arguments": '{"r": "x'}}]}
+                    ),
+                    _chunk({"tool_calls": [{"index": 0, "function": {"arguments": 'hate"}'}}]}),
+                    _chunk({"tool_calls": [{"index": 1, "function": {"arguments": 'y"}'}}]}),
+                ]
+            )
+        ],
+        b"text/event-stream",
+        [],
+    ),
+    "several data lines per event": (
+        [b"".join(f"data: {json.dumps(d)}\n".encode() for d in SPLIT) + b"\n" + b"data: [DONE]\n\n"],
+        b"text/event-stream",
+        [],
+    ),
     "not SSE at all": ([f"plain words then {MARK}".encode()], b"text/event-stream", []),
     "comment lines": ([f": {MARK}\n\n".encode() + _events(SPLIT[:1])], b"text/event-stream", []),
     "unknown field lines": ([f"note: {MARK}\n\n".encode() + _events(SPLIT[:1])], b"text/event-stream", []),
-    "one event over 1 MiB": ([b"data: " + json.dumps(_chunk({"content": "a " * 600_000 + MARK})).encode() + b"\n\n"], b"text/event-stream", []),
+    "one event over 1 MiB": (
+        [b"data: " + json.dumps(_chunk({"content": "a " * 600_000 + MARK})).encode() + b"\n\n"],
+        b"text/event-stream",
+        [],
+    ),
 }
 
 
@@ -368,7 +529,7 @@ def test_stream_framings_never_leak(stack, upstream, name: str, via: str) -> Non
     chunks, content_type, extra = STREAM_VARIANTS[name]
     upstream.script(chunks, content_type, extra=extra)
     request = json.dumps({"messages": [{"role": "user", "content": "hi"}], "stream": True}).encode()
-    status, headers, body = through(via, stack, "POST", "/v1/chat/completions", request)
+    _, headers, body = through(via, stack, "POST", "/v1/chat/completions", request)
     if headers.get("content-encoding") == "gzip":
         body = gzip.decompress(body)
     assert b"zzh" not in body and b"zz\"" not in body.replace(b" ", b""), (name, body[:400])
@@ -379,7 +540,7 @@ def test_allowed_stream_in_odd_framing_stays_byte_for_byte(stack, upstream) -> N
     stream = _events([_chunk({"content": "all "}), _chunk({"content": "fine"})], sep="\n\r\n")
     upstream.script([stream[i : i + 5] for i in range(0, len(stream), 5)], b"text/event-stream")
     request = json.dumps({"messages": [{"role": "user", "content": "hi"}], "stream": True}).encode()
-    status, headers, body = raw_http(front.port, "POST", "/v1/chat/completions", request)
+    status, _, body = raw_http(front.port, "POST", "/v1/chat/completions", request)
     assert status == 200 and body == stream
 
 
@@ -398,7 +559,9 @@ BODY_VARIANTS = {
 @pytest.mark.parametrize("via", VIA)
 @pytest.mark.parametrize("name", list(BODY_VARIANTS))
 def test_bodies_that_cannot_be_read_as_utf8_json_get_a_400(stack, upstream, name: str, via: str) -> None:  # type: ignore[no-untyped-def]
-    status, headers, body = through(via, stack, "POST", "/v1/chat/completions", BODY_VARIANTS[name], {"content-type": "application/json"})
+    status, headers, body = through(
+        via, stack, "POST", "/v1/chat/completions", BODY_VARIANTS[name], {"content-type": "application/json"}
+    )
     assert status == 400 and headers["content-type"] == "application/json", (name, status, body)
     assert not upstream.received
 
@@ -413,7 +576,9 @@ class _OverloadedEngine(Engine):
 @pytest.mark.anyio
 async def test_overload_is_a_fast_503_with_retry_after() -> None:
     app = ScriptedUpstream()
-    middleware = SafetyFilterMiddleware(app, engine=_OverloadedEngine(make_policy(), [FakeDetector()]), audit=AuditLog(None))
+    middleware = SafetyFilterMiddleware(
+        app, engine=_OverloadedEngine(make_policy(), [FakeDetector()]), audit=AuditLog(None)
+    )
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=middleware), base_url="http://t") as client:
         response = await client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "hi"}]})
     assert response.status_code == 503 and response.headers["retry-after"] == "2"
@@ -425,7 +590,9 @@ async def test_text_over_the_cap_is_a_413() -> None:
     app = ScriptedUpstream()
     middleware = filtered(app, limits={"max_text_chars": 1000})
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=middleware), base_url="http://t") as client:
-        response = await client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "word " * 300}]})
+        response = await client.post(
+            "/v1/chat/completions", json={"messages": [{"role": "user", "content": "word " * 300}]}
+        )
     assert response.status_code == 413 and response.json()["error"]["code"] == "too_much_text"
     assert not app.received
 
@@ -434,10 +601,16 @@ async def test_text_over_the_cap_is_a_413() -> None:
 
 def test_proxied_responses_carry_one_date_and_one_server(stack, upstream) -> None:  # type: ignore[no-untyped-def]
     _, front = stack
-    upstream.script([json.dumps(BENIGN_REPLY).encode()], extra=[(b"date", b"Mon, 01 Jan 2024 00:00:00 GMT"), (b"server", b"upstream")])
+    upstream.script(
+        [json.dumps(BENIGN_REPLY).encode()],
+        extra=[(b"date", b"Mon, 01 Jan 2024 00:00:00 GMT"), (b"server", b"upstream")],
+    )
     with socket.create_connection(("127.0.0.1", front.port)) as sock:
         body = json.dumps({"messages": [{"role": "user", "content": "hi"}]}).encode()
-        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        sock.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s"
+            % (len(body), body)
+        )
         data = b""
         while chunk := sock.recv(65536):
             data += chunk
@@ -448,5 +621,10 @@ def test_proxied_responses_carry_one_date_and_one_server(stack, upstream) -> Non
 def test_upstream_errors_say_error_not_allow(stack, upstream) -> None:  # type: ignore[no-untyped-def]
     _, front = stack
     upstream.script([b'{"error": {"message": "overloaded"}}'], status=503)
-    status, headers, _ = raw_http(front.port, "POST", "/v1/chat/completions", json.dumps({"messages": [{"role": "user", "content": "hi"}]}).encode())
+    status, headers, _ = raw_http(
+        front.port,
+        "POST",
+        "/v1/chat/completions",
+        json.dumps({"messages": [{"role": "user", "content": "hi"}]}).encode(),
+    )
     assert status == 503 and headers["x-safety-filter-action"] == "error"

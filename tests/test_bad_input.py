@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from safety_filter import Engine, SafetyFilterMiddleware
 from safety_filter.audit import AuditLog
 
-from .conftest import ChatApp, FakeDetector, make_policy
+from .helpers import ChatApp, FakeDetector, make_policy
 
 pytestmark = pytest.mark.anyio
 
@@ -26,7 +26,9 @@ def build(**policy: Any) -> tuple[ChatApp, SafetyFilterMiddleware]:
     return app, SafetyFilterMiddleware(app, engine=engine, audit=AuditLog(None))
 
 
-async def post(asgi: Any, content: bytes, headers: dict[str, str] | None = None, path: str = "/v1/chat/completions") -> httpx.Response:
+async def post(
+    asgi: Any, content: bytes, headers: dict[str, str] | None = None, path: str = "/v1/chat/completions"
+) -> httpx.Response:
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=asgi), base_url="http://t") as http:
         return await http.post(path, content=content, headers={"content-type": "application/json", **(headers or {})})
 
@@ -44,14 +46,20 @@ def deep(n: int) -> bytes:
         (b"[1, 2, 3]", 400, "JSON object"),
         (b'{"messages": "hello"}', 400, "'messages' must be a list"),
         (b'{"messages": [{"role": "user", "content": 42}]}', 400, "messages[0].content"),
-        (b'{"messages": [{"role": "user", "content": [{"type": "text", "text": 7}]}]}', 400, "messages[0].content[0].text"),
+        (
+            b'{"messages": [{"role": "user", "content": [{"type": "text", "text": 7}]}]}',
+            400,
+            "messages[0].content[0].text",
+        ),
         (b'{"messages": [42]}', 400, "messages[0] must be an object"),
         (b'{"messages": [], "messages": [{"role": "user", "content": "zzhate"}]}', 400, "duplicate key"),
         (deep(100_000), 400, "nested too deeply"),
         (b'{"prompt": [1, 2, 3]}', 400, "token ids"),
     ],
 )
-async def test_malformed_requests_get_a_clear_400_and_never_reach_the_app(body: bytes, status: int, needle: str) -> None:
+async def test_malformed_requests_get_a_clear_400_and_never_reach_the_app(
+    body: bytes, status: int, needle: str
+) -> None:
     app, filtered = build(limits={"max_request_bytes": 1_000_000})
     path = "/v1/completions" if b"prompt" in body else "/v1/chat/completions"
     response = await post(filtered, body, path=path)
@@ -63,9 +71,27 @@ async def test_malformed_requests_get_a_clear_400_and_never_reach_the_app(body: 
 
 async def test_null_content_and_tool_calls_are_fine_and_tool_arguments_are_inspected() -> None:
     app, filtered = build()
-    ok = {"messages": [{"role": "assistant", "content": None, "tool_calls": [{"id": "1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]}]}
+    ok = {
+        "messages": [
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [{"id": "1", "type": "function", "function": {"name": "f", "arguments": "{}"}}],
+            }
+        ]
+    }
     assert (await post(filtered, json.dumps(ok).encode())).status_code == 200
-    bad = {"messages": [{"role": "assistant", "content": None, "tool_calls": [{"id": "1", "type": "function", "function": {"name": "f", "arguments": '{"q": "zzhate"}'}}]}]}
+    bad = {
+        "messages": [
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {"id": "1", "type": "function", "function": {"name": "f", "arguments": '{"q": "zzhate"}'}}
+                ],
+            }
+        ]
+    }
     assert (await post(filtered, json.dumps(bad).encode())).status_code == 400
     tool = {"messages": [{"role": "tool", "tool_call_id": "1", "content": "result: zzhate"}]}
     assert (await post(filtered, json.dumps(tool).encode())).status_code == 400
@@ -80,7 +106,9 @@ async def test_unicode_escapes_are_decoded_before_inspection() -> None:
 
 
 async def test_ten_thousand_messages_are_all_inspected_or_refused() -> None:
-    app, filtered = build(limits={"max_request_bytes": 10_000_000, "max_texts_per_request": 40_000, "max_text_chars": 2_000_000})
+    app, filtered = build(
+        limits={"max_request_bytes": 10_000_000, "max_texts_per_request": 40_000, "max_text_chars": 2_000_000}
+    )
     messages = [{"role": "user", "content": f"message {i}"} for i in range(10_000)]
     messages[9_999]["content"] = "the last one says zzhate"
     response = await post(filtered, json.dumps({"messages": messages}).encode())
@@ -126,7 +154,11 @@ async def test_compressed_requests_are_inspected(encoding: str) -> None:
     response = await post(filtered, packed, headers={"content-encoding": encoding})
     assert response.status_code == 400 and response.json()["error"]["code"] == "content_filter"
     safe = json.dumps({"messages": [{"role": "user", "content": "hello"}]}).encode()
-    response = await post(filtered, gzip.compress(safe) if encoding == "gzip" else zlib.compress(safe), headers={"content-encoding": encoding})
+    response = await post(
+        filtered,
+        gzip.compress(safe) if encoding == "gzip" else zlib.compress(safe),
+        headers={"content-encoding": encoding},
+    )
     assert response.status_code == 200 and app.calls == 1
 
 
@@ -162,7 +194,27 @@ async def test_chunked_request_body_is_reassembled() -> None:
 @given(
     st.recursive(
         st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-        lambda children: st.lists(children, max_size=4) | st.dictionaries(st.sampled_from(["messages", "content", "role", "text", "type", "prompt", "tool_calls", "function", "arguments", "stream"]), children, max_size=4),
+        lambda children: (
+            st.lists(children, max_size=4)
+            | st.dictionaries(
+                st.sampled_from(
+                    [
+                        "messages",
+                        "content",
+                        "role",
+                        "text",
+                        "type",
+                        "prompt",
+                        "tool_calls",
+                        "function",
+                        "arguments",
+                        "stream",
+                    ]
+                ),
+                children,
+                max_size=4,
+            )
+        ),
         max_leaves=20,
     )
 )

@@ -13,12 +13,18 @@ import pytest
 from safety_filter import Engine, SafetyFilterMiddleware
 from safety_filter.audit import AuditLog
 
-from .conftest import ChatApp
+from .helpers import ChatApp
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]  # real servers or real models
 
 PADDING = "The weather was mild and the garden needed water, so we spent the afternoon outside. "
-CASES = [json.loads(line) for line in (Path(__file__).parent / "fixtures" / "adversarial" / "bypass.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
+CASES = [
+    json.loads(line)
+    for line in (Path(__file__).parent / "fixtures" / "adversarial" / "bypass.jsonl")
+    .read_text(encoding="utf-8")
+    .splitlines()
+    if line.strip()
+]
 
 
 def text_of(case: dict[str, Any]) -> str:
@@ -26,11 +32,9 @@ def text_of(case: dict[str, Any]) -> str:
     return pad + case["text"] + pad
 
 
-@pytest.fixture(scope="module")
-def engine() -> Engine:
-    engine = Engine.from_policy_file()
-    engine.load()
-    return engine
+@pytest.fixture
+def engine(shipped_engine: Engine) -> Engine:
+    return shipped_engine  # one per session (conftest.py): the real detectors load once
 
 
 def filtered(engine: Engine, reply: str = "ok", piece: int = 3) -> tuple[ChatApp, SafetyFilterMiddleware]:
@@ -52,8 +56,19 @@ def escaped(text: str) -> bytes:
 WAYS = {
     "user_message": lambda t: json.dumps({"messages": [{"role": "user", "content": t}]}).encode(),
     "unicode_escapes": escaped,
-    "content_part": lambda t: json.dumps({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:,"}}, {"type": "text", "text": t}]}]}).encode(),
-    "system_message": lambda t: json.dumps({"messages": [{"role": "system", "content": t}, {"role": "user", "content": "hi"}]}).encode(),
+    "content_part": lambda t: json.dumps(
+        {
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [{"type": "image_url", "image_url": {"url": "data:,"}}, {"type": "text", "text": t}],
+                }
+            ]
+        }
+    ).encode(),
+    "system_message": lambda t: json.dumps(
+        {"messages": [{"role": "system", "content": t}, {"role": "user", "content": "hi"}]}
+    ).encode(),
     "tool_message": lambda t: json.dumps({"messages": [{"role": "tool", "tool_call_id": "c1", "content": t}]}).encode(),
 }
 
@@ -89,7 +104,9 @@ async def test_a_phrase_split_at_every_position_never_leaks(engine: Engine) -> N
                 f"data: {json.dumps({'choices': [{'index': 0, 'delta': {'content': p}}]})}\n\n".encode() for p in pieces
             ] + [b"data: [DONE]\n\n"]
             asgi = SafetyFilterMiddleware(app, engine=engine, audit=AuditLog(None))
-            response = await post(asgi, json.dumps({"messages": [{"role": "user", "content": "hi"}], "stream": True}).encode())
+            response = await post(
+                asgi, json.dumps({"messages": [{"role": "user", "content": "hi"}], "stream": True}).encode()
+            )
             emitted = "".join(
                 c.get("delta", {}).get("content") or ""
                 for e in response.text.split("\n\n")
@@ -98,4 +115,7 @@ async def test_a_phrase_split_at_every_position_never_leaks(engine: Engine) -> N
             )
             assert "Heil"[:2] not in emitted[len(opening) - 5 :], (cut, piece, emitted)
             assert response.text.endswith("data: [DONE]\n\n")
-            assert '"finish_reason": "content_filter"' in response.text or '"finish_reason":"content_filter"' in response.text
+            assert (
+                '"finish_reason": "content_filter"' in response.text
+                or '"finish_reason":"content_filter"' in response.text
+            )

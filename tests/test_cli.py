@@ -18,11 +18,9 @@ FIXTURES = Path(__file__).parent / "fixtures"
 TEXTS = json.loads((FIXTURES / "e2e_texts.json").read_text(encoding="utf-8"))
 
 
-@pytest.fixture(scope="module")
-def engine() -> Engine:
-    engine = Engine.from_policy_file()
-    engine.load()
-    return engine
+@pytest.fixture
+def engine(shipped_engine: Engine) -> Engine:
+    return shipped_engine  # one per session (conftest.py): the real detectors load once
 
 
 def run(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
@@ -31,6 +29,7 @@ def run(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_scan_prints_one_verdict_with_all_categories() -> None:
     result = run("scan", TEXTS["extremist_en"])
     assert result.returncode == 0, result.stderr
@@ -42,12 +41,14 @@ def test_scan_prints_one_verdict_with_all_categories() -> None:
     assert verdict["findings"]
 
 
+@pytest.mark.slow
 def test_scan_reads_stdin_and_exits_zero_on_allow() -> None:
     result = run("scan", "--role", "completion", stdin=TEXTS["safe_en"])
     assert result.returncode == 0
     assert json.loads(result.stdout)["action"] == "allow"
 
 
+@pytest.mark.slow
 def test_scan_jsonl_keeps_order_and_survives_a_bad_line(engine: Engine) -> None:
     lines = [
         json.dumps({"text": TEXTS["safe_en"]}),
@@ -68,6 +69,7 @@ def test_scan_jsonl_keeps_order_and_survives_a_bad_line(engine: Engine) -> None:
             assert result["action"] == ("block" if kind == 2 else "allow")
 
 
+@pytest.mark.slow
 def test_scan_jsonl_from_stdin_via_the_command() -> None:
     stdin = (
         "\n".join([json.dumps({"text": TEXTS["safe_en"]}), "oops", json.dumps({"text": TEXTS["extremist_en"]})]) + "\n"
@@ -78,6 +80,7 @@ def test_scan_jsonl_from_stdin_via_the_command() -> None:
     assert actions == ["allow", "error", "block"]
 
 
+@pytest.mark.slow
 def test_extra_blocklist_on_the_command_line(tmp_path: Path) -> None:
     extra = tmp_path / "campaign.txt"
     extra.write_text("# a new code word\nblorptastic\n")
@@ -87,6 +90,7 @@ def test_extra_blocklist_on_the_command_line(tmp_path: Path) -> None:
     assert any(f.get("rule_id", "").startswith("campaign") for f in verdict["findings"])
 
 
+@pytest.mark.slow
 def test_invalid_policy_fails_with_a_clear_message(tmp_path: Path) -> None:
     policy = tmp_path / "policy.yaml"
     policy.write_text("categories:\n  hate:\n    prompt: {threshold: 2}\n")
@@ -97,6 +101,7 @@ def test_invalid_policy_fails_with_a_clear_message(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_eval_reports_metrics(tmp_path: Path) -> None:
     data = tmp_path / "data.jsonl"
     rows = [
@@ -110,9 +115,15 @@ def test_eval_reports_metrics(tmp_path: Path) -> None:
     result = run("eval", str(data), "--report", str(report_path))
     assert result.returncode == 0, result.stderr
     assert "extremism" in result.stdout
-    report = json.loads(report_path.read_text())
-    assert report["n"] == 4 if "n" in report else True
-    assert json.dumps(report)  # serialisable
+    report = json.loads(report_path.read_text())  # written as JSON: it parses back
+    assert report["n"] == 4 and report["data"] == str(data)
+    overall = report["overall"]
+    extremism = overall["categories"]["extremism"]
+    assert (extremism["support"], extremism["tp"], extremism["fp"], extremism["fn"]) == (2, 2, 0, 0)
+    assert extremism["recall"] == 1.0 and extremism["auprc"] == 1.0
+    assert overall["harmful"] == {"n": 2, "block_rate": 1.0, "flag_rate": 1.0}
+    assert overall["benign"] == {"n": 2, "false_block_rate": 0.0, "false_flag_rate": 0.0}
+    assert {lang: block["n"] for lang, block in report["by_lang"].items()} == {"en": 2, "fr": 2}
 
 
 # -- usage errors: one clear line (or the subcommand's own usage), exit 2, never a traceback ------
@@ -173,6 +184,7 @@ def test_a_missing_blocklist_or_policy_is_one_error_line(tmp_path: Path, capsys:
     assert err.startswith("safety-filter: error: ") and "policy.yaml" in err and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_serve_on_a_busy_port_fails_before_loading_anything() -> None:
     import socket
 
@@ -188,6 +200,7 @@ def test_serve_on_a_busy_port_fails_before_loading_anything() -> None:
     assert "loading detectors" not in result.stderr and "Try it" not in result.stderr  # no banner
 
 
+@pytest.mark.slow
 def test_serve_workers_runs_each_worker_with_its_own_engine(tmp_path: Path) -> None:
     import signal
     import time
@@ -197,7 +210,7 @@ def test_serve_workers_runs_each_worker_with_its_own_engine(tmp_path: Path) -> N
 
     from safety_filter.resources import default_policy_path
 
-    from .conftest import free_port
+    from .helpers import free_port
 
     data = yaml.safe_load(default_policy_path().read_text())
     data["detectors"]["classifier"]["enabled"] = False  # rules only: two model copies would be slow here

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
 from safety_filter import Engine
-from safety_filter.findings import Action
+from safety_filter.detectors.base import BaseDetector, Detector
+from safety_filter.findings import Action, Finding
 from safety_filter.policy import load_policy
 
-from .conftest import FakeDetector, make_policy
+from .helpers import FakeDetector, make_policy
 
 
 def test_check_sync_scores_and_caches() -> None:
@@ -108,3 +110,52 @@ async def test_watched_policy_reloads_in_the_background(tmp_path: Path) -> None:
         await asyncio.sleep(0.05)
     assert (await engine.check(["zzsex"], "prompt"))[0].action is Action.ALLOW
     engine.close()
+
+
+class FileBacked(BaseDetector):
+    """A BaseDetector: its version is the content of one watched file."""
+
+    name = "file-backed"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.warmed = 0
+
+    def load(self) -> None:
+        self.version = "v" + self.path.read_text()
+
+    def warm_up(self) -> None:
+        self.warmed += 1
+
+    def watched_paths(self) -> list[Path]:
+        return [self.path]
+
+    def detect(self, texts: Sequence[str]) -> list[list[Finding]]:
+        return [[] for _ in texts]
+
+
+class Plain(FakeDetector):
+    """The bare Detector protocol, with optional members of its own and no base class."""
+
+    name = "plain"
+    version = "p1"
+    warmed = False
+
+    def warm_up(self) -> None:
+        self.warmed = True
+
+
+def test_optional_detector_members_from_the_base_class_or_a_plain_object(tmp_path: Path) -> None:
+    path = tmp_path / "data.txt"
+    path.write_text("1")
+    file_backed, plain, bare = FileBacked(path), Plain(), FakeDetector()
+    assert isinstance(file_backed, Detector) and BaseDetector().watched_paths() == []
+    engine = Engine(make_policy(), [file_backed, plain, bare])
+    engine.warm_up()
+    assert file_backed.warmed == 1 and plain.warmed
+    assert engine.versions() == {"file-backed": "v1", "plain": "p1", "fake": ""}
+    assert not engine.changed()
+    path.write_text("22")
+    assert engine.changed()
+    assert engine.reload()
+    assert engine.versions()["file-backed"] == "v22"

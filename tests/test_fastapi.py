@@ -17,7 +17,9 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from safety_filter import Engine, SafetyFilterMiddleware
 from safety_filter.audit import AuditLog
 
-from .conftest import FakeDetector, RunningServer, make_policy
+from .helpers import FakeDetector, RunningServer, make_policy
+
+pytestmark = pytest.mark.slow  # real servers or real models
 
 
 def model_app() -> FastAPI:
@@ -33,14 +35,28 @@ def model_app() -> FastAPI:
 
             async def events() -> Any:
                 for start in range(0, len(reply), 3):
-                    chunk = {"id": "f", "object": "chat.completion.chunk", "created": 1, "model": "m",
-                             "choices": [{"index": 0, "delta": {"content": reply[start : start + 3]}, "finish_reason": None}]}
+                    chunk = {
+                        "id": "f",
+                        "object": "chat.completion.chunk",
+                        "created": 1,
+                        "model": "m",
+                        "choices": [
+                            {"index": 0, "delta": {"content": reply[start : start + 3]}, "finish_reason": None}
+                        ],
+                    }
                     yield f"data: {json.dumps(chunk)}\n\n"
                 yield "data: [DONE]\n\n"
 
             return StreamingResponse(events(), media_type="text/event-stream")
-        return JSONResponse({"id": "f", "object": "chat.completion", "created": 1, "model": "m",
-                             "choices": [{"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}]})
+        return JSONResponse(
+            {
+                "id": "f",
+                "object": "chat.completion",
+                "created": 1,
+                "model": "m",
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}],
+            }
+        )
 
     engine = Engine(make_policy(), [FakeDetector()])
     app.add_middleware(SafetyFilterMiddleware, engine=engine, audit=AuditLog(None))
@@ -63,7 +79,9 @@ def backwards(text: str) -> str:
 
 
 def test_allowed_answer_and_the_apps_own_routes(client: openai.OpenAI, server: str) -> None:
-    answer = client.chat.completions.create(model="m", messages=[{"role": "user", "content": backwards("good morning")}])
+    answer = client.chat.completions.create(
+        model="m", messages=[{"role": "user", "content": backwards("good morning")}]
+    )
     assert answer.choices[0].message.content == "good morning"
     assert httpx.get(f"{server}/docs").status_code == 200
 
@@ -75,7 +93,9 @@ def test_blocked_prompt_raises_the_clients_normal_error(client: openai.OpenAI) -
 
 
 def test_blocked_output_is_withheld(client: openai.OpenAI) -> None:
-    answer = client.chat.completions.create(model="m", messages=[{"role": "user", "content": backwards("it says zzhate")}])
+    answer = client.chat.completions.create(
+        model="m", messages=[{"role": "user", "content": backwards("it says zzhate")}]
+    )
     assert answer.choices[0].finish_reason == "content_filter"
     assert answer.choices[0].message.content is None
 
@@ -83,7 +103,9 @@ def test_blocked_output_is_withheld(client: openai.OpenAI) -> None:
 def test_stream_is_cut_with_no_byte_of_the_marker(client: openai.OpenAI) -> None:
     reply = "long harmless opening words that go on for a while, then zzhate, then more"
     text, finish = "", None
-    for chunk in client.chat.completions.create(model="m", stream=True, messages=[{"role": "user", "content": backwards(reply)}]):
+    for chunk in client.chat.completions.create(
+        model="m", stream=True, messages=[{"role": "user", "content": backwards(reply)}]
+    ):
         for choice in chunk.choices:
             text += choice.delta.content or ""
             finish = choice.finish_reason or finish

@@ -10,7 +10,7 @@ import pytest
 from safety_filter import Engine, SafetyFilterMiddleware
 from safety_filter.audit import AuditLog
 
-from .conftest import ChatApp, FakeDetector, chat_request, make_policy
+from .helpers import ChatApp, FakeDetector, chat_request, make_policy
 
 pytestmark = pytest.mark.anyio
 
@@ -71,7 +71,7 @@ async def test_every_message_and_content_part_is_inspected() -> None:
 
 
 async def test_blocked_completion_is_withheld_with_content_filter_reason() -> None:
-    app, _, filtered = build(reply="sure, here is zzhate content")
+    _, _, filtered = build(reply="sure, here is zzhate content")
     async with client(filtered) as http:
         response = await http.post("/v1/chat/completions", json=chat_request("hi"))
     assert response.status_code == 200
@@ -115,7 +115,7 @@ async def test_annotations_always_annotates_allowed_responses() -> None:
 
 
 async def test_other_routes_and_methods_pass_untouched() -> None:
-    app, detector, filtered = build()
+    _, detector, filtered = build()
     async with client(filtered) as http:
         get = await http.get("/health")
         post = await http.post("/health", content=b"zzhate")
@@ -176,7 +176,9 @@ async def test_fail_open_lets_through_with_error_annotation() -> None:
 async def test_invalid_json_gets_a_clear_400() -> None:
     app, _, filtered = build()
     async with client(filtered) as http:
-        response = await http.post("/v1/chat/completions", content=b"{not json", headers={"content-type": "application/json"})
+        response = await http.post(
+            "/v1/chat/completions", content=b"{not json", headers={"content-type": "application/json"}
+        )
     assert response.status_code == 400
     assert "not valid JSON" in response.json()["error"]["message"]
     assert app.calls == 0

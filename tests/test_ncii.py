@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -93,10 +94,10 @@ def test_relational_reference_counts_as_real_person(det: NCIIDetector) -> None:
 
 def test_framing_is_reported_when_it_lowers_a_score(det: NCIIDetector) -> None:
     text = case("en-victim_help-10")["text"]
-    score, rule, _used, applied = det.score(text)
-    assert rule  # intimate-image signals are there...
-    assert applied and applied[0].group == "victim_help"  # ...but the victim's framing lowers them
-    assert score < det.threshold
+    result = det.score(text)
+    assert result.rule  # intimate-image signals are there...
+    assert result.framing and result.framing[0].group == "victim_help"  # ...but the victim's framing lowers them
+    assert result.score < det.threshold
 
 
 def test_batch_keeps_order(det: NCIIDetector) -> None:
@@ -148,7 +149,7 @@ def test_classifier_scores_combine() -> None:
     d2 = NCIIDetector(use_ner="never", classifier=clf_no)
     plain = NCIIDetector(use_ner="never")
     victim = case("en-victim_help-10")["text"]
-    assert d2.score(victim, {"non_consensual": 0.01})[0] <= plain.score(victim)[0]
+    assert d2.score(victim, {"non_consensual": 0.01}).score <= plain.score(victim).score
     assert d2.detect([victim]) == [[]]
 
 
@@ -181,7 +182,7 @@ def test_ner_errors_raise_are_counted_and_apply_the_fail_mode(caplog: pytest.Log
     from safety_filter.engine import Engine
     from safety_filter.errors import InspectionError
     from safety_filter.findings import Action
-    from tests.conftest import make_policy
+    from tests.helpers import make_policy
 
     def broken(text, language):
         raise OSError("model not installed")
@@ -224,21 +225,25 @@ def test_signal_lists_are_not_rule_lists() -> None:
     assert not any("_ncii" in p.parts for p in loaded)
 
 
+@pytest.mark.slow
 def test_presidio_offline_finds_people() -> None:
-    pii = pytest.importorskip("safety_filter.pii")
-    find_people = getattr(pii, "find_people", None)
-    if find_people is None:
-        pytest.skip("safety_filter.pii has no find_people")
+    """presidio and the spaCy models are dependencies: offline, their PERSON alone flags a request
+    naming someone no list knows (the lists alone do not)."""
+    from safety_filter import pii
+
     assert os.environ.get("HF_HUB_OFFLINE") == "1"
-    try:
-        d = NCIIDetector(use_ner="always")
-        d.load()
-        for c in (case("en-nudify_request-00"), case("fr-nudify_request-06")):
-            findings = d.detect([c["text"]])[0]
-            assert findings, c["id"]
-    except OSError as exc:  # spaCy model package missing on this machine
-        pytest.skip(f"spaCy model unavailable: {exc}")
-    assert d.ner_error is None or "OSError" not in d.ner_error
+    d = NCIIDetector(use_ner="always")
+    d.load()
+    assert d.people_finder is pii.find_people and d.ner_error is None
+    lists_only = NCIIDetector(use_ner="never")
+    for c in (case("en-ner-real-22"), case("fr-ner-real-23")):
+        assert lists_only.detect([c["text"]]) == [[]], c["id"]
+        findings = d.detect([c["text"]])[0]
+        ner = [f for f in findings if f.rule_id == "ncii:person:ner"]
+        assert ner and ner[0].span is not None, (c["id"], findings)
+        name = c["text"][ner[0].span[0]:ner[0].span[1]]
+        assert name in ("Jessica Moore", "Camille Durand"), (c["id"], name)
+    assert d.ner_error is None
 
 
 def test_classifier_adapter_reads_findings() -> None:
@@ -267,3 +272,25 @@ def test_classifier_rule_uses_the_classifiers_own_threshold() -> None:
     assert NCIIDetector(use_ner="never", classifier=clf).detect([text])[0]  # default t = 0.6
     clf.thresholds = {"non_consensual": 0.66, "sexual": 0.74}
     assert NCIIDetector(use_ner="never", classifier=clf).detect([text]) == [[]]
+
+
+@pytest.mark.parametrize(
+    ("file", "old", "new", "message"),
+    [
+        ("public_figures.yaml", "figures:", "people:", r"public_figures.yaml: people: unknown key"),
+        ("intent.yaml", "re: '\\bnudif", "re: '(\\bnudif", r"intent.yaml: groups.alter.1.re: invalid regex"),
+        ("exclusions.yaml", "factor: 0.3", "factor: lots", r"exclusions.yaml: groups.victim_help.factor: "),
+        ("relations.yaml", "possessives:", "possessive:", r"relations.yaml: en.possessive: unknown key"),
+    ],
+)
+def test_a_bad_signal_file_names_the_file_and_key(tmp_path: Path, file: str, old: str, new: str, message: str) -> None:
+    from safety_filter.detectors.ncii import SignalFileError
+    from safety_filter.resources import blocklists_dir
+
+    folder = tmp_path / "_ncii"
+    shutil.copytree(blocklists_dir() / "_ncii", folder)
+    text = (folder / file).read_text(encoding="utf-8")
+    assert old in text
+    (folder / file).write_text(text.replace(old, new, 1), encoding="utf-8")
+    with pytest.raises(SignalFileError, match=message):
+        NCIIDetector(folder, use_ner="never").load()

@@ -14,24 +14,33 @@ import pytest
 from safety_filter import Engine, SafetyFilterMiddleware
 from safety_filter.audit import AuditLog
 
-from .conftest import ChatApp
+from .helpers import ChatApp
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]  # real servers or real models
 
 CASES = {
     c["id"]: c
-    for c in (json.loads(line) for line in (Path(__file__).parent / "fixtures" / "ncii" / "cases.jsonl").read_text(encoding="utf-8").splitlines() if line.strip())
+    for c in (
+        json.loads(line)
+        for line in (Path(__file__).parent / "fixtures" / "ncii" / "cases.jsonl")
+        .read_text(encoding="utf-8")
+        .splitlines()
+        if line.strip()
+    )
 }
 REQUESTS = [c for c in CASES.values() if c["expect"] == "flag" and c["kind"] == "nudify_request"]
-LEGITIMATE = [c for c in CASES.values() if c["expect"] == "no_flag" and c["kind"] in ("victim_help", "news_policy", "fictional_consensual", "nonsexual_named_person")]
+LEGITIMATE = [
+    c
+    for c in CASES.values()
+    if c["expect"] == "no_flag"
+    and c["kind"] in ("victim_help", "news_policy", "fictional_consensual", "nonsexual_named_person")
+]
 COMPLYING = [c for c in CASES.values() if c["kind"] == "compliant_completion"]
 
 
-@pytest.fixture(scope="module")
-def engine() -> Engine:
-    engine = Engine.from_policy_file()
-    engine.warm_up()  # as a server does at start-up: person recognition loaded
-    return engine
+@pytest.fixture
+def engine(shipped_engine: Engine) -> Engine:
+    return shipped_engine  # one per session (conftest.py): the real detectors load once
 
 
 async def chat(engine: Engine, prompt: str, *, reply: str = "Sure.", stream: bool = False) -> httpx.Response:

@@ -79,6 +79,7 @@ def test_rules_hold(rules: RulesDetector, family: str) -> None:
         assert _top(o) >= _top(c), (family, text, FAMILIES[family](text))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", CLASSIFIER_FAMILIES)
 def test_classifier_holds(classifier: ClassifierDetector, family: str) -> None:
     texts = _rows("classifier")
@@ -115,6 +116,7 @@ def test_benign_not_flagged_by_lists(rules: RulesDetector, ncii: NCIIDetector, f
         assert bool(o_n) == bool(cn), (family, text)
 
 
+@pytest.mark.slow
 def test_classifier_span_maps_back_to_the_original(classifier: ClassifierDetector) -> None:
     clean = _rows("classifier")[0]
     text = "Hello there. " + FAMILIES["zero_width"](clean)

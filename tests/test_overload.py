@@ -16,7 +16,7 @@ from safety_filter.errors import Overloaded
 from safety_filter.findings import Action, Finding
 from safety_filter.policy import PolicyError
 
-from .conftest import ChatApp, FakeDetector, chat_request, make_policy
+from .helpers import ChatApp, FakeDetector, chat_request, make_policy
 
 PIECE = 1024
 

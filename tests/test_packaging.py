@@ -9,6 +9,10 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # real servers or real models
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -32,9 +36,17 @@ def test_wheel_ships_its_data_and_works_outside_the_checkout(tmp_path: Path) -> 
     elsewhere.mkdir()
     texts = json.loads((ROOT / "tests" / "fixtures" / "e2e_texts.json").read_text(encoding="utf-8"))
     env = {**os.environ, "PYTHONPATH": str(target), "HF_HUB_OFFLINE": "1"}
-    code = "import safety_filter, sys; print(safety_filter.__file__); from safety_filter.cli import main; sys.exit(main(['scan', sys.argv[1]]))"
+    code = (
+        "import safety_filter, sys; print(safety_filter.__file__); "
+        "from safety_filter.cli import main; sys.exit(main(['scan', sys.argv[1]]))"
+    )
     result = subprocess.run(
-        [sys.executable, "-c", code, texts["extremist_fr"]], cwd=elsewhere, env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, "-c", code, texts["extremist_fr"]],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr
     location, verdict = result.stdout.splitlines()[0], json.loads(result.stdout.splitlines()[1])

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from safety_filter import Finding, Policy, PolicyError, decide, load_policy
-from safety_filter.findings import Action, Severity
+from safety_filter.findings import Action, Severity, Witness
 from safety_filter.policy import merge
 
 
@@ -58,7 +58,7 @@ def test_decide_takes_the_strongest_finding_and_maps_severity() -> None:
     assert verdict.action is Action.BLOCK
     assert verdict.categories["hate"].score == 0.85
     assert verdict.categories["hate"].severity is Severity.HIGH
-    assert verdict.categories["sexual"].filtered is (0.55 >= policy.rule("sexual", "completion").threshold)
+    assert verdict.categories["sexual"].filtered is (policy.rule("sexual", "completion").threshold <= 0.55)
     assert verdict.categories["extremism"].severity is Severity.SAFE
 
 
@@ -99,15 +99,28 @@ def test_a_list_action_overrides_the_category_action_but_not_off() -> None:
     assert decide([watch], Policy.model_validate(data), "prompt").action is Action.ALLOW
 
 
+def listed(category: str, score: float, source: str = "rules") -> Finding:
+    return Finding(category, score, source, witness=Witness.LIST)
+
+
 def test_lists_and_models_combine_as_noisy_or() -> None:
     policy = Policy.default()
     threshold = policy.rule("hate", "prompt").threshold
-    rule_alone = decide([Finding("hate", threshold - 0.2, "rules")], policy, "prompt")
+    rule_alone = decide([listed("hate", threshold - 0.2)], policy, "prompt")
     assert rule_alone.action is Action.ALLOW
-    both = decide([Finding("hate", threshold - 0.2, "rules"), Finding("hate", 0.5, "classifier")], policy, "prompt")
+    both = decide([listed("hate", threshold - 0.2), Finding("hate", 0.5, "classifier")], policy, "prompt")
     assert both.categories["hate"].score == pytest.approx(1 - (1.2 - threshold) * 0.5)
     assert both.action is Action.BLOCK
-    two_lists = decide([Finding("hate", 0.4, "rules"), Finding("hate", 0.5, "rules")], policy, "prompt")
+    two_lists = decide([listed("hate", 0.4), listed("hate", 0.5)], policy, "prompt")
     assert two_lists.categories["hate"].score == pytest.approx(0.5)  # one witness: its strongest finding
     two_models = decide([Finding("hate", 0.4, "ncii"), Finding("hate", 0.5, "classifier")], policy, "prompt")
     assert two_models.categories["hate"].score == pytest.approx(0.5)
+
+
+def test_the_witness_kind_not_the_detector_name_makes_a_list_hit() -> None:
+    policy = Policy.default()
+    # a plugin's list counts as the list witness; a model that happens to be called "rules" does not
+    plugin_list = decide([listed("hate", 0.4, "my-lists"), Finding("hate", 0.5, "classifier")], policy, "prompt")
+    assert plugin_list.categories["hate"].score == pytest.approx(1 - 0.6 * 0.5)
+    named_rules = decide([Finding("hate", 0.4, "rules"), Finding("hate", 0.5, "classifier")], policy, "prompt")
+    assert named_rules.categories["hate"].score == pytest.approx(0.5)

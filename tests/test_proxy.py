@@ -11,7 +11,9 @@ from safety_filter import Engine, SafetyFilterMiddleware
 from safety_filter.audit import AuditLog
 from safety_filter.serve.proxy import UpstreamProxy, forwardable
 
-from .conftest import ChatApp, FakeDetector, RunningServer, chat_request, free_port, make_policy
+from .helpers import ChatApp, FakeDetector, RunningServer, chat_request, free_port, make_policy
+
+pytestmark = pytest.mark.slow  # real servers or real models
 
 
 def filtering_proxy(upstream: str, **policy: object) -> SafetyFilterMiddleware:
@@ -65,7 +67,12 @@ def test_upstream_down_gives_502_json() -> None:
 
 
 def test_hop_by_hop_headers_are_dropped() -> None:
-    headers = [(b"connection", b"keep-alive, x-private"), (b"x-private", b"1"), (b"keep-alive", b"5"), (b"authorization", b"Bearer k")]
+    headers = [
+        (b"connection", b"keep-alive, x-private"),
+        (b"x-private", b"1"),
+        (b"keep-alive", b"5"),
+        (b"authorization", b"Bearer k"),
+    ]
     assert forwardable(headers) == [(b"authorization", b"Bearer k")]
 
 

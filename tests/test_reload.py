@@ -16,7 +16,7 @@ from safety_filter import Engine
 from safety_filter.findings import Action
 from safety_filter.policy import load_policy
 
-from .conftest import FakeDetector, make_policy
+from .helpers import FakeDetector, make_policy
 from .test_engine import policy_text
 
 

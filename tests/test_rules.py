@@ -14,7 +14,7 @@ import pytest
 
 from safety_filter.detectors.base import Detector
 from safety_filter.detectors.rules import BlocklistError, RulesDetector, check_regex, load_list, normalize_regex_source
-from safety_filter.findings import CATEGORIES, Action, Finding
+from safety_filter.findings import CATEGORIES, Action, Finding, Witness
 
 FIXTURES = Path(__file__).parent / "fixtures" / "rules"
 
@@ -59,6 +59,7 @@ def test_finding_shape(invented: RulesDetector) -> None:
     assert finding.category == "hate"
     assert finding.score == 1.0
     assert finding.source == "rules"
+    assert finding.witness is Witness.LIST  # what makes `decide` count it as the list witness
     assert finding.rule_id == "invented:zorblax"
     assert finding.span is not None
     assert text[finding.span[0]:finding.span[1]] == "Z0RBL4X"
@@ -381,7 +382,7 @@ def test_regex_timeout_raises_instead_of_skipping_the_rule(caplog: pytest.LogCap
 @pytest.mark.parametrize(("fail_mode", "action"), [("closed", Action.BLOCK), ("open", Action.ANNOTATE)])
 def test_regex_timeout_applies_the_fail_mode(fail_mode: str, action: Action) -> None:
     from safety_filter.engine import Engine
-    from tests.conftest import make_policy
+    from tests.helpers import make_policy
 
     engine = Engine(make_policy(fail_mode=fail_mode), [_slow_rules()])
     [verdict] = engine.check_sync(["a" * 60 + "b"], "prompt")

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import httpx
+import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -16,7 +17,9 @@ from safety_filter import Engine, SafetyFilterMiddleware
 from safety_filter.audit import AuditLog
 from safety_filter.serve.proxy import UpstreamProxy
 
-from .conftest import FakeDetector, RunningServer, make_policy
+from .helpers import FakeDetector, RunningServer, make_policy
+
+pytestmark = pytest.mark.slow  # real servers or real models
 
 TOKEN = "sk-test-4f9a8b7c6d5e"
 
@@ -26,7 +29,9 @@ def test_authorization_is_forwarded_but_never_logged_and_excerpts_are_redacted(t
 
     async def chat(request: Request) -> JSONResponse:
         seen.append(request.headers.get("authorization"))
-        return JSONResponse({"choices": [{"index": 0, "message": {"role": "assistant", "content": "zzsex for Marie Dupont"}}]})
+        return JSONResponse(
+            {"choices": [{"index": 0, "message": {"role": "assistant", "content": "zzsex for Marie Dupont"}}]}
+        )
 
     audit_path = tmp_path / "audit.jsonl"
     upstream = Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"])])
@@ -36,9 +41,16 @@ def test_authorization_is_forwarded_but_never_logged_and_excerpts_are_redacted(t
         proxy = SafetyFilterMiddleware(UpstreamProxy(up.url), engine=engine, audit=audit)
         with RunningServer(proxy) as server:
             headers = {"authorization": f"Bearer {TOKEN}", "x-request-id": "req-42"}
-            blocked = {"messages": [{"role": "user", "content": "zzhate, write to john.smith@example.com or call +1 212 555 0187"}]}
+            blocked = {
+                "messages": [
+                    {"role": "user", "content": "zzhate, write to john.smith@example.com or call +1 212 555 0187"}
+                ]
+            }
             allowed = {"messages": [{"role": "user", "content": "hello"}]}
-            assert httpx.post(f"{server.url}/v1/chat/completions", json=blocked, headers=headers, timeout=30).status_code == 400
+            assert (
+                httpx.post(f"{server.url}/v1/chat/completions", json=blocked, headers=headers, timeout=30).status_code
+                == 400
+            )
             annotated = httpx.post(f"{server.url}/v1/chat/completions", json=allowed, headers=headers, timeout=30)
             assert annotated.headers["x-safety-filter-action"] == "annotate"
         audit.close()

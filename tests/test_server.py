@@ -16,7 +16,9 @@ import httpx
 import openai
 import pytest
 
-from .conftest import free_port
+from .helpers import free_port
+
+pytestmark = pytest.mark.slow  # real servers or real models
 
 TEXTS = json.loads((Path(__file__).parent / "fixtures" / "e2e_texts.json").read_text(encoding="utf-8"))
 

@@ -19,7 +19,9 @@ from safety_filter import Engine, SafetyFilterMiddleware
 from safety_filter.audit import AuditLog
 from safety_filter.serve.proxy import UpstreamProxy
 
-from .conftest import RunningServer
+from .helpers import RunningServer
+
+pytestmark = pytest.mark.slow  # real servers or real models
 
 STREAMS = 300
 ROUNDS = 3
@@ -33,7 +35,11 @@ async def echo(request: Request) -> StreamingResponse:
 
     async def events():  # type: ignore[no-untyped-def]
         for start in range(0, len(text), 6):
-            chunk = {"id": "e", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": text[start : start + 6]}}]}
+            chunk = {
+                "id": "e",
+                "object": "chat.completion.chunk",
+                "choices": [{"index": 0, "delta": {"content": text[start : start + 6]}}],
+            }
             yield f"data: {json.dumps(chunk)}\n\n".encode()
             await asyncio.sleep(0)
         yield b"data: [DONE]\n\n"
@@ -106,7 +112,10 @@ def test_hundreds_of_concurrent_streams_with_a_hot_reload(tmp_path: Path) -> Non
                 async with httpx.AsyncClient(limits=limits, timeout=60) as http:
                     # only the last request carries the new term, a word of letters, so no other id
                     # can fold onto it (the normaliser reads digits such as 6 and 9 as leetspeak)
-                    tasks = [asyncio.create_task(one(http, url, 10_000 + i, MARKER if i == STREAMS - 1 else "")) for i in range(STREAMS)]
+                    tasks = [
+                        asyncio.create_task(one(http, url, 10_000 + i, MARKER if i == STREAMS - 1 else ""))
+                        for i in range(STREAMS)
+                    ]
                     await asyncio.sleep(0.05)
                     campaign.write_text(f"# terms of the day\nzorblaxian\n{MARKER}\n")
                     done = await asyncio.wait_for(asyncio.gather(*tasks), 180)
@@ -130,5 +139,7 @@ def test_hundreds_of_concurrent_streams_with_a_hot_reload(tmp_path: Path) -> Non
             blocked_body = json.loads(results[-1][2])
             assert blocked_body["error"]["code"] == "content_filter"
     growth_mib = (after - before) / 1024
-    print(f"soak: {ROUNDS}x{STREAMS} concurrent streams; RSS before {before / 1024:.1f} MiB, after {after / 1024:.1f} MiB")
+    print(
+        f"soak: {ROUNDS}x{STREAMS} concurrent streams; RSS before {before / 1024:.1f} MiB, after {after / 1024:.1f} MiB"
+    )
     assert growth_mib < 64, f"memory grew by {growth_mib:.1f} MiB over {ROUNDS} rounds"

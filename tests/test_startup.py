@@ -22,7 +22,9 @@ from starlette.routing import Route
 from safety_filter import Engine, SafetyFilterMiddleware
 from safety_filter.audit import AuditLog
 
-from .conftest import ChatApp, FakeDetector, chat_request, free_port, make_policy
+from .helpers import ChatApp, FakeDetector, chat_request, free_port, make_policy
+
+pytestmark = pytest.mark.slow  # real servers or real models
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -12,13 +12,19 @@ from safety_filter import Engine
 from safety_filter.asgi.stream import SSEParser, StreamGuard, event_data
 from safety_filter.policy import StreamingSettings
 
-from .conftest import FakeDetector, make_policy
+from .helpers import FakeDetector, make_policy
 
 pytestmark = pytest.mark.anyio
 
 
 def chunk(text: str, index: int = 0) -> bytes:
-    body = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": [{"index": index, "delta": {"content": text}}]}
+    body = {
+        "id": "c",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": "m",
+        "choices": [{"index": index, "delta": {"content": text}}],
+    }
     return f"data: {json.dumps(body)}\n\n".encode()
 
 
@@ -48,7 +54,7 @@ def test_event_data_joins_multiline_data() -> None:
 
 async def test_allowed_events_come_out_unchanged_and_in_order() -> None:
     g = guard(check_every_chars=10, holdback_chars=5)
-    events = [chunk(w) for w in "the quick brown fox jumps over the lazy dog".split(" ")]
+    events = [chunk(w) for w in ["the", "quick", "brown", "fox", "jumps", "over", "the", "lazy", "dog"]]
     events.insert(3, b": keep-alive comment\n\n")
     out = b""
     for event in events:
@@ -154,7 +160,11 @@ async def test_a_streamed_completion_gets_the_verdict_of_its_json_twin() -> None
     fixtures = Path(__file__).parent / "fixtures"
     named = json.loads((fixtures / "e2e_texts.json").read_text(encoding="utf-8"))
     texts = [v for k, v in named.items() if k != "_comment" and isinstance(v, str)]
-    texts += [json.loads(line)["text"] for line in (fixtures / "classifier_smoke.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
+    texts += [
+        json.loads(line)["text"]
+        for line in (fixtures / "classifier_smoke.jsonl").read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
     engine = Engine(Policy.default())
     scored = 0
 

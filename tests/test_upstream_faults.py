@@ -21,7 +21,9 @@ from safety_filter import Engine, SafetyFilterMiddleware
 from safety_filter.audit import AuditLog
 from safety_filter.serve.proxy import UpstreamProxy
 
-from .conftest import FakeDetector, RunningServer, chat_request, make_policy
+from .helpers import FakeDetector, RunningServer, chat_request, make_policy
+
+pytestmark = pytest.mark.slow  # real servers or real models
 
 
 def proxy_to(url: str, timeout: float = 5.0, **policy: Any) -> SafetyFilterMiddleware:
@@ -30,7 +32,8 @@ def proxy_to(url: str, timeout: float = 5.0, **policy: Any) -> SafetyFilterMiddl
 
 
 def delta(text: str) -> bytes:
-    return f'data: {json.dumps({"id": "u", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": text}}]})}\n\n'.encode()
+    chunk = {"id": "u", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": text}}]}
+    return f"data: {json.dumps(chunk)}\n\n".encode()
 
 
 class Upstream:
@@ -152,7 +155,9 @@ def test_client_disconnect_mid_stream_cancels_the_upstream(upstream) -> None:  #
     fake, url = upstream
     fake.cancelled.clear()
     with RunningServer(proxy_to(f"{url}/forever")) as proxy:
-        with httpx.stream("POST", f"{proxy.url}/v1/chat/completions", json=chat_request("hi", stream=True), timeout=10) as response:
+        with httpx.stream(
+            "POST", f"{proxy.url}/v1/chat/completions", json=chat_request("hi", stream=True), timeout=10
+        ) as response:
             received = 0
             for chunk in response.iter_raw():
                 received += len(chunk)

@@ -61,7 +61,9 @@ class Adapter:
         `ShapeError` when the body is not a response of this API: it is then read as plain text."""
         raise NotImplementedError
 
-    def withhold(self, body: dict[str, Any], verdicts: Mapping[int, Verdict], prompt: Verdict | None, *, annotate: bool) -> dict[str, Any]:
+    def withhold(
+        self, body: dict[str, Any], verdicts: Mapping[int, Verdict], prompt: Verdict | None, *, annotate: bool
+    ) -> dict[str, Any]:
         """Rewrite a response: outputs whose verdict blocks lose every field carrying their text."""
         raise NotImplementedError
 
@@ -77,7 +79,9 @@ class Adapter:
 
     # -- answers ---------------------------------------------------------------------------
 
-    def error(self, status: int, message: str, code: str, *, error_type: str = "invalid_request_error") -> dict[str, Any]:
+    def error(
+        self, status: int, message: str, code: str, *, error_type: str = "invalid_request_error"
+    ) -> dict[str, Any]:
         raise NotImplementedError
 
     def prompt_blocked(self, verdict: Verdict) -> tuple[int, dict[str, Any]]:
@@ -85,12 +89,19 @@ class Adapter:
 
     def prompt_unchecked(self, verdict: Verdict) -> tuple[int, dict[str, Any]]:
         """A prompt refused because it could not be inspected (fail mode `closed`)."""
-        return 503, self.error(503, f"The request was refused because it could not be inspected: {verdict.error}", "content_filter_error", error_type="server_error")
+        return 503, self.error(
+            503,
+            f"The request was refused because it could not be inspected: {verdict.error}",
+            "content_filter_error",
+            error_type="server_error",
+        )
 
     def completion_blocked(self, verdict: Verdict) -> tuple[int, dict[str, Any]]:
         """A whole response replaced (its text could not be kept apart from the rest)."""
         status = 502 if verdict.error else 400
-        return status, self.error(status, "The response was filtered by safety-filter's content management policy.", "content_filter")
+        return status, self.error(
+            status, "The response was filtered by safety-filter's content management policy.", "content_filter"
+        )
 
     def stream_blocked(self, verdict: Verdict, index: int, last_event: Mapping[str, Any]) -> bytes:
         """The events that end a stream cut by a block, as this API ends a filtered output."""

@@ -12,7 +12,12 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from safety_filter.api.azure import content_filter_results, filter_error_body, prompt_blocked_body, prompt_filter_results
+from safety_filter.api.azure import (
+    content_filter_results,
+    filter_error_body,
+    prompt_blocked_body,
+    prompt_filter_results,
+)
 from safety_filter.api.base import Adapter, Channel, OutputText
 from safety_filter.api.fields import CONTROL_KEYS, check_strings, consecutive, joined, leaves, refuse_unreadable
 from safety_filter.errors import ShapeError
@@ -49,7 +54,9 @@ class _OpenAI(Adapter):
             outputs.append(OutputText(position, index if isinstance(index, int) else position, joined(choice)))
         return outputs, joined({key: value for key, value in body.items() if key != "choices"})
 
-    def withhold(self, body: dict[str, Any], verdicts: Mapping[int, Verdict], prompt: Verdict | None, *, annotate: bool) -> dict[str, Any]:
+    def withhold(
+        self, body: dict[str, Any], verdicts: Mapping[int, Verdict], prompt: Verdict | None, *, annotate: bool
+    ) -> dict[str, Any]:
         for position, choice in enumerate(body.get("choices", [])):
             verdict = verdicts.get(position)
             if verdict is None or not isinstance(choice, dict):
@@ -79,7 +86,9 @@ class _OpenAI(Adapter):
         out.extend(((0, path), text) for path, text in leaves(rest, "chunk"))
         return out
 
-    def error(self, status: int, message: str, code: str, *, error_type: str = "invalid_request_error") -> dict[str, Any]:
+    def error(
+        self, status: int, message: str, code: str, *, error_type: str = "invalid_request_error"
+    ) -> dict[str, Any]:
         return error_body(status, message, code, error_type=error_type)
 
     def prompt_blocked(self, verdict: Verdict) -> tuple[int, dict[str, Any]]:
@@ -105,7 +114,14 @@ class _OpenAI(Adapter):
         return sse_event(self._chunk([choice], last_event))
 
     def stream_prompt_annotation(self, verdict: Verdict) -> bytes:
-        first = {"id": "", "object": "", "created": 0, "model": "", "choices": [], "prompt_filter_results": prompt_filter_results(verdict)}
+        first = {
+            "id": "",
+            "object": "",
+            "created": 0,
+            "model": "",
+            "choices": [],
+            "prompt_filter_results": prompt_filter_results(verdict),
+        }
         return sse_event(first)
 
     def is_end_event(self, data: str) -> bool:
@@ -193,7 +209,11 @@ def _request_object(body: Any, passthrough_fields: Iterable[str]) -> dict[str, A
 
 def _other_fields(body: dict[str, Any], done: tuple[str, ...]) -> list[str]:
     """Every other field, one text each (schemas with their property names)."""
-    return [joined(value, keys=isinstance(value, dict | list)) for key, value in body.items() if key not in done and key not in CONTROL_KEYS]
+    return [
+        joined(value, keys=isinstance(value, dict | list))
+        for key, value in body.items()
+        if key not in done and key not in CONTROL_KEYS
+    ]
 
 
 def _prompt_field(prompt: Any, *, required: bool) -> list[str]:
@@ -201,7 +221,7 @@ def _prompt_field(prompt: Any, *, required: bool) -> list[str]:
         return [prompt]
     if isinstance(prompt, list) and all(isinstance(p, str) for p in prompt):
         return list(prompt)
-    if isinstance(prompt, list) and prompt and all(isinstance(p, int) or isinstance(p, list) for p in prompt):
+    if isinstance(prompt, list) and prompt and all(isinstance(p, int | list) for p in prompt):
         raise ShapeError("'prompt' as token ids cannot be inspected; send text")
     if required or prompt is not None:
         raise ShapeError("'prompt' must be a string or a list of strings")
@@ -217,7 +237,11 @@ def _message_texts(message: Mapping[str, Any], where: str) -> list[str]:
         for position, part in enumerate(content):
             if not isinstance(part, dict | str):
                 raise ShapeError(f"{where}.content[{position}] must be an object or a string")
-            if isinstance(part, dict) and part.get("type") in ("text", "input_text", "output_text") and not isinstance(part.get("text"), str):
+            if (
+                isinstance(part, dict)
+                and part.get("type") in ("text", "input_text", "output_text")
+                and not isinstance(part.get("text"), str)
+            ):
                 raise ShapeError(f"{where}.content[{position}].text must be a string")
     texts = [joined(content)]
     for key, value in message.items():
@@ -242,7 +266,6 @@ def _arguments_text(value: Any) -> str:
                 inner = {**inner, "arguments": json.dumps(inner["arguments"], ensure_ascii=False)}
             out.append(joined(inner))
     return "\n".join(t for t in out if t)
-
 
 
 def withhold(choice: dict[str, Any]) -> None:

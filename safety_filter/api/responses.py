@@ -229,7 +229,8 @@ class OpenAIResponses(Adapter):
         """A `response.incomplete` event with reason `content_filter` and no output: what the API
         sends when it stops a response early. Its id and model come from the last lifecycle event
         seen, when the stream guard passes one."""
-        seen = last_event.get("response") if isinstance(last_event.get("response"), dict) else {}
+        response_event = last_event.get("response")
+        seen: Mapping[str, Any] = response_event if isinstance(response_event, dict) else {}
         response = {
             "id": seen.get("id", ""),
             "object": "response",

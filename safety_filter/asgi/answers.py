@@ -23,11 +23,17 @@ class Reject(Exception):
         self.code = code
 
 
-async def answer(send: Send, status: int, body: dict[str, Any], action: Action | str, headers: Sequence[Header] = ()) -> None:
+async def answer(
+    send: Send, status: int, body: dict[str, Any], action: Action | str, headers: Sequence[Header] = ()
+) -> None:
     """Answer with a JSON body of the filter's own (errors and blocks)."""
     payload = json.dumps(body, ensure_ascii=False).encode()
     value = action.value if isinstance(action, Action) else action
-    start = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()), (ACTION_HEADER, value.encode())]
+    start = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(payload)).encode()),
+        (ACTION_HEADER, value.encode()),
+    ]
     await send({"type": "http.response.start", "status": status, "headers": [*start, *headers]})
     await send({"type": "http.response.body", "body": payload, "more_body": False})
 

@@ -55,10 +55,16 @@ def canonical_target(scope: MutableMapping[str, Any]) -> Target:
         if key.lower() in OVERRIDE_HEADERS:
             raise AmbiguousRequest(f"the {key.decode('latin-1')} header is refused: it changes the method or path")
     raw = scope.get("raw_path")
-    raw_text = raw.decode("latin-1") if isinstance(raw, bytes | bytearray) else quote(scope.get("path", ""), safe=_SAFE_IN_PATH)
+    raw_text = (
+        raw.decode("latin-1")
+        if isinstance(raw, bytes | bytearray)
+        else quote(scope.get("path", ""), safe=_SAFE_IN_PATH)
+    )
     raw_text = raw_text.split("?", 1)[0]
     if not raw_text.startswith("/"):
-        raise AmbiguousRequest("the request target must be a path starting with '/' (absolute-form targets are refused)")
+        raise AmbiguousRequest(
+            "the request target must be a path starting with '/' (absolute-form targets are refused)"
+        )
     try:
         path = unquote(raw_text, errors="strict")
     except UnicodeDecodeError:

@@ -29,7 +29,15 @@ if TYPE_CHECKING:
 class Exchange:
     """One request and its response: all per-request state lives here."""
 
-    def __init__(self, owner: SafetyFilterMiddleware, policy: Policy, adapter: Adapter, scope: Scope, receive: Receive, send: Send) -> None:
+    def __init__(
+        self,
+        owner: SafetyFilterMiddleware,
+        policy: Policy,
+        adapter: Adapter,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+    ) -> None:
         self.app = owner.app
         self.engine = owner.engine
         self.audit = owner.audit
@@ -50,13 +58,22 @@ class Exchange:
             raw = await self._read_body()
             texts = self._parse_request(raw)
         except Reject as reject:
-            await self._respond(reject.status, self.adapter.error(reject.status, reject.message, reject.code), Action.BLOCK)
+            await self._respond(
+                reject.status, self.adapter.error(reject.status, reject.message, reject.code), Action.BLOCK
+            )
             return
         try:
             verdicts = await self.engine.check(texts, "prompt")
         except Overloaded as exc:
-            body = self.adapter.error(503, f"safety-filter is overloaded: {exc}; retry later", "content_filter_overloaded", error_type="server_error")
-            await self._respond(503, body, Action.BLOCK, [(b"retry-after", str(max(1, round(exc.retry_after))).encode())])
+            body = self.adapter.error(
+                503,
+                f"safety-filter is overloaded: {exc}; retry later",
+                "content_filter_overloaded",
+                error_type="server_error",
+            )
+            await self._respond(
+                503, body, Action.BLOCK, [(b"retry-after", str(max(1, round(exc.retry_after))).encode())]
+            )
             return
         self.prompt = merge(verdicts, self.policy)
         await self.record("prompt", self.prompt, texts)
@@ -112,7 +129,11 @@ class Exchange:
     def _parse_request(self, raw: bytes) -> list[str]:
         encoding = self.headers.get(b"content-encoding", b"identity").decode("latin-1").strip().lower()
         body = decompress(raw, encoding, self.policy.limits.max_request_bytes)
-        if body.startswith(b"\xef\xbb\xbf") or body[:2] in (b"\xff\xfe", b"\xfe\xff") or (len(body) > 1 and 0 in body[:4]):
+        if (
+            body.startswith(b"\xef\xbb\xbf")
+            or body[:2] in (b"\xff\xfe", b"\xfe\xff")
+            or (len(body) > 1 and 0 in body[:4])
+        ):
             message = "the request body must be UTF-8 JSON with no byte order mark (UTF-16/32 and BOMs are refused)"
             raise Reject(400, message, "invalid_encoding")
         try:
@@ -131,7 +152,11 @@ class Exchange:
         if len(texts) > limits.max_texts_per_request:
             raise Reject(413, f"the request carries more than {limits.max_texts_per_request} texts", "too_many_texts")
         if sum(map(len, texts)) > limits.max_text_chars:
-            raise Reject(413, f"the request carries more than {limits.max_text_chars} characters of text to inspect", "too_much_text")
+            raise Reject(
+                413,
+                f"the request carries more than {limits.max_text_chars} characters of text to inspect",
+                "too_much_text",
+            )
         self.wants_stream = self.adapter.wants_stream(data)
         return texts
 

@@ -102,7 +102,11 @@ class SafetyFilterMiddleware:
         if adapter is not None and target.method == "POST":
             await Exchange(self, policy, adapter, scope, receive, send).run()
         elif adapter is not None and not (target.method in ("OPTIONS", "HEAD") and not has_body(scope)):
-            body = error_body(405, f"safety-filter: {target.method} is not allowed on {target.path}: only POST is inspected", "method_not_allowed")
+            body = error_body(
+                405,
+                f"safety-filter: {target.method} is not allowed on {target.path}: only POST is inspected",
+                "method_not_allowed",
+            )
             await answer(send, 405, body, Action.BLOCK, [(b"allow", b"POST, OPTIONS")])
         elif unsupported_route(target.path) and target.method != "OPTIONS":
             message = f"safety-filter cannot inspect {target.path} yet, so it is refused rather than passed unread"

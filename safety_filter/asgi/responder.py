@@ -77,7 +77,9 @@ class Responder:
             self.mode = "json"  # error bodies too: inspected as text, they rarely carry any
             return
         self.mode = "stream"
-        self.guard = StreamGuard(self.exchange.check_completions, self.policy.streaming, self.exchange.adapter, self.annotations_on)
+        self.guard = StreamGuard(
+            self.exchange.check_completions, self.policy.streaming, self.exchange.adapter, self.annotations_on
+        )
         if encoding not in ("", "identity"):
             try:
                 self.decoder = stream_decoder(encoding)
@@ -191,13 +193,21 @@ class Responder:
         verdict = failed_verdict(self.policy, reason)
         await self.exchange.record("completion", verdict, None)
         if verdict.blocked:
-            await self._replace(502, self.exchange.adapter.error(502, f"safety-filter: {reason}", "content_filter_error", error_type="server_error"), Action.BLOCK)
+            await self._replace(
+                502,
+                self.exchange.adapter.error(
+                    502, f"safety-filter: {reason}", "content_filter_error", error_type="server_error"
+                ),
+                Action.BLOCK,
+            )
         else:
             await self._send_original(b"".join(self.chunks), Action.ANNOTATE)
 
     # -- sending ---------------------------------------------------------------------------
 
-    async def _send_start(self, action: Action | str, *, content_length: int | None = None, drop_encoding: bool = False) -> None:
+    async def _send_start(
+        self, action: Action | str, *, content_length: int | None = None, drop_encoding: bool = False
+    ) -> None:
         if self.started:
             return
         assert self.start is not None

@@ -313,9 +313,9 @@ class StreamGuard:
                 self.blocked = verdict
                 self._blocked_index = key[0]
                 return
-            if verdict.action is not Action.ALLOW or verdict.error is not None:
-                if channel.verdict is None or verdict.action.rank > channel.verdict.action.rank:
-                    channel.verdict = verdict
+            flagged = verdict.action is not Action.ALLOW or verdict.error is not None
+            if flagged and (channel.verdict is None or verdict.action.rank > channel.verdict.action.rank):
+                channel.verdict = verdict
             channel.checked = len(channel.text)
             channel.released = max(channel.released, channel.checked - (0 if final or channel.complete else holdback))
 

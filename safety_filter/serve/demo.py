@@ -64,7 +64,11 @@ async def _complete(request: Request) -> Response:
     if body.get("stream") is True:
         return StreamingResponse(_stream(text, chat, ident, created, model), media_type="text/event-stream")
     if chat:
-        choice: dict[str, Any] = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+        choice: dict[str, Any] = {
+            "index": 0,
+            "message": {"role": "assistant", "content": text},
+            "finish_reason": "stop",
+        }
     else:
         choice = {"index": 0, "text": text, "finish_reason": "stop", "logprobs": None}
     words = len(text.split())
@@ -85,7 +89,9 @@ async def _stream(text: str, chat: bool, ident: str, created: int, model: str): 
 
     def event(piece: str | None, finish: str | None, first: bool = False) -> bytes:
         if chat:
-            delta: dict[str, Any] = {"role": "assistant", "content": ""} if first else ({"content": piece} if piece else {})
+            delta: dict[str, Any] = (
+                {"role": "assistant", "content": ""} if first else ({"content": piece} if piece else {})
+            )
             choice: dict[str, Any] = {"index": 0, "delta": delta, "finish_reason": finish}
         else:
             choice = {"index": 0, "text": piece or "", "finish_reason": finish}
@@ -102,7 +108,9 @@ async def _stream(text: str, chat: bool, ident: str, created: int, model: str): 
 
 
 async def _models(request: Request) -> Response:
-    return JSONResponse({"object": "list", "data": [{"id": "safety-filter-demo", "object": "model", "owned_by": "safety-filter"}]})
+    return JSONResponse(
+        {"object": "list", "data": [{"id": "safety-filter-demo", "object": "model", "owned_by": "safety-filter"}]}
+    )
 
 
 def demo_app() -> Starlette:

@@ -35,13 +35,12 @@ HOP_BY_HOP = frozenset(
 )
 
 
-def forwardable(headers: list[tuple[bytes, bytes]], *, drop: frozenset[bytes] = frozenset()) -> list[tuple[bytes, bytes]]:
+def forwardable(
+    headers: list[tuple[bytes, bytes]], *, drop: frozenset[bytes] = frozenset()
+) -> list[tuple[bytes, bytes]]:
     """Headers minus hop-by-hop ones (including those the Connection header names) and `drop`."""
     named = {
-        token.strip().lower()
-        for key, value in headers
-        if key.lower() == b"connection"
-        for token in value.split(b",")
+        token.strip().lower() for key, value in headers if key.lower() == b"connection" for token in value.split(b",")
     }
     skip = HOP_BY_HOP | named | drop
     return [(k, v) for k, v in headers if k.lower() not in skip]
@@ -83,7 +82,9 @@ class UpstreamProxy:
             await _error(send, 400, "the request target must be a path starting with '/'", "invalid_request")
             return
         url = self.upstream.copy_with(
-            raw_path=self.upstream.raw_path.rstrip(b"/") + path.split(b"?")[0] + (b"?" + scope["query_string"] if scope.get("query_string") else b"")
+            raw_path=self.upstream.raw_path.rstrip(b"/")
+            + path.split(b"?")[0]
+            + (b"?" + scope["query_string"] if scope.get("query_string") else b"")
         )
         headers = forwardable(list(scope.get("headers", [])), drop=frozenset({b"host", b"content-length"}))
         request = self.client.build_request(scope["method"], url, headers=headers, content=body)
@@ -93,7 +94,9 @@ class UpstreamProxy:
             await _error(send, 504, "the upstream model server did not answer in time", "upstream_timeout")
             return
         except httpx.HTTPError as exc:
-            await _error(send, 502, f"the upstream model server is unreachable: {type(exc).__name__}", "upstream_unreachable")
+            await _error(
+                send, 502, f"the upstream model server is unreachable: {type(exc).__name__}", "upstream_unreachable"
+            )
             return
         try:
             await _until_disconnect(self._relay(response, send), receive)
@@ -111,8 +114,14 @@ class UpstreamProxy:
         except httpx.HTTPError as exc:
             if not streaming:
                 raise  # the middleware answers a truncated JSON body with the fail mode
-            event = {"error": error_body(502, f"the upstream stream broke off: {type(exc).__name__}", "upstream_stream_error")["error"]}
-            await send({"type": "http.response.body", "body": f"data: {json.dumps(event)}\n\n".encode(), "more_body": True})
+            event = {
+                "error": error_body(
+                    502, f"the upstream stream broke off: {type(exc).__name__}", "upstream_stream_error"
+                )["error"]
+            }
+            await send(
+                {"type": "http.response.body", "body": f"data: {json.dumps(event)}\n\n".encode(), "more_body": True}
+            )
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
@@ -158,7 +167,10 @@ async def _read_all(receive: Receive) -> bytes | None:
 
 async def _error(send: Send, status: int, message: str, code: str) -> None:
     payload = json.dumps(error_body(status, message, code, error_type="upstream_error")).encode()
-    headers: list[tuple[bytes, bytes]] = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+    headers: list[tuple[bytes, bytes]] = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(payload)).encode()),
+    ]
     start: dict[str, Any] = {"type": "http.response.start", "status": status, "headers": headers}
     await send(start)
     await send({"type": "http.response.body", "body": payload, "more_body": False})
