@@ -1,0 +1,101 @@
+"""The classifier cascade: a screen decides which windows the encoder reads.
+
+The screens here are built by hand (the mechanism is under test, not a trained screen): one
+that escalates every window must give exactly the encoder's findings, one that escalates none
+gives no classifier finding, a screen that fails makes the text fail as the policy says, and a
+screen distilled from another encoder is not used.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from safety_filter import Engine
+from safety_filter.detectors.classifier import ClassifierDetector, default_model_dir
+from safety_filter.policy import load_policy
+
+pytestmark = pytest.mark.slow
+
+FIXTURES = Path(__file__).parent / "fixtures" / "obfuscation"
+HARMFUL = [
+    row["text"]
+    for row in map(json.loads, (FIXTURES / "harmful.jsonl").read_text(encoding="utf-8").splitlines())
+    if row["detector"] == "classifier"
+]
+
+
+def model_with_screen(folder: Path, *, threshold: float, teacher: str | None = None) -> Path:
+    """The shipped model's files beside a screen whose every score is 0.5."""
+    folder.mkdir()
+    for name in ("model.onnx", "tokenizer.json", "config.json"):
+        (folder / name).symlink_to(default_model_dir() / name)
+    version = json.loads((default_model_dir() / "config.json").read_text())["version"]
+    dim, hidden, labels, vocab, buckets = 4, 3, 4, 8, 16
+    np.savez(
+        folder / "screen.npz",
+        table=np.zeros((vocab + buckets, dim), dtype=np.float16),
+        w1=np.zeros((dim, hidden), dtype=np.float32), b1=np.zeros(hidden, dtype=np.float32),
+        w2=np.zeros((hidden, labels), dtype=np.float32), b2=np.zeros(labels, dtype=np.float32),
+        thresholds=np.full(labels, threshold, dtype=np.float32),
+        vocab=vocab, buckets=buckets, span=4, flag_level=0.25, version="test-screen",
+        teacher=teacher if teacher is not None else version,
+    )
+    return folder
+
+
+def top(findings: list) -> dict[str, float]:  # type: ignore[type-arg]
+    return {f.category: round(f.score, 6) for f in findings}
+
+
+def test_a_screen_that_escalates_every_window_changes_nothing(tmp_path: Path) -> None:
+    plain = ClassifierDetector(cascade=False)
+    screened = ClassifierDetector(model_with_screen(tmp_path / "m", threshold=0.0))
+    texts = [*HARMFUL, "A recipe for lentil soup, and the weather in Lyon. " * 40]
+    assert [top(f) for f in screened.detect(texts)] == [top(f) for f in plain.detect(texts)]
+    assert screened.screen is not None
+    assert screened.stats()["escalated"] == screened.stats()["windows"] > len(texts)
+
+
+def test_windows_the_screen_clears_are_not_encoded(tmp_path: Path) -> None:
+    screened = ClassifierDetector(model_with_screen(tmp_path / "m", threshold=0.9))
+    assert ClassifierDetector(cascade=False).detect(HARMFUL[:1])[0], "the fixture is a positive"
+    assert screened.detect(HARMFUL) == [[] for _ in HARMFUL]
+    assert screened.stats()["escalated"] == screened.stats()["encoded"] == 0
+
+
+def test_a_failing_screen_applies_the_fail_mode(tmp_path: Path) -> None:
+    detector = ClassifierDetector(model_with_screen(tmp_path / "m", threshold=0.0))
+    detector.load()
+    assert detector.screen is not None
+
+    def broken(windows: object) -> np.ndarray:
+        raise RuntimeError("screen failed")
+
+    detector.screen.escalate = broken  # type: ignore[method-assign]
+    policy = load_policy(None)
+    engine = Engine(policy, detectors=[detector])
+    try:
+        verdict = engine.check_sync(["A recipe for lentil soup."], "prompt")[0]
+    finally:
+        engine.close()
+    assert policy.fail_mode == "closed"
+    assert verdict.action == "block" and verdict.error, verdict
+
+
+def test_a_screen_from_another_encoder_is_not_used(tmp_path: Path) -> None:
+    detector = ClassifierDetector(model_with_screen(tmp_path / "m", threshold=0.9, teacher="another-encoder"))
+    findings = detector.detect(HARMFUL[:1])
+    assert detector.screen is None and findings[0], "the encoder read the window"
+
+
+def test_windows_seen_before_are_served_from_the_cache() -> None:
+    detector = ClassifierDetector(cascade=False)
+    first = detector.detect(HARMFUL)
+    encoded = detector.stats()["encoded"]
+    again = detector.detect(HARMFUL)
+    assert [top(f) for f in again] == [top(f) for f in first]
+    assert detector.stats()["encoded"] == encoded, "no window was run twice"
