@@ -22,7 +22,7 @@ TURN = ("without_p50_ms", "with_p50_ms", "added_p50_ms", "added_p95_ms", "added_
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
-    from safety_filter.benchmarking import run_bench
+    from benchmarks import run_bench
 
     out = tmp_path_factory.mktemp("bench")
     run_bench(out, size="tiny", progress=False)
@@ -123,17 +123,35 @@ def test_report_json_structure(report: tuple[Path, dict[str, Any]]) -> None:
 def test_cli_options_and_missing_matplotlib(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from safety_filter.bench import add_bench_parser, run_command
+    from benchmarks.cli import configure, run_command
 
-    parser = argparse.ArgumentParser()
-    add_bench_parser(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["bench", "--quick", "--out", str(tmp_path), "--policy", "p.yaml"])
+    parser = configure(argparse.ArgumentParser())
+    args = parser.parse_args(["--quick", "--out", str(tmp_path), "--policy", "p.yaml"])
     assert args.quick and args.out == str(tmp_path) and args.policy == "p.yaml" and args.run is run_command
     with pytest.raises(SystemExit):
-        parser.parse_args(["bench", "--quick", "--tiny"])
+        parser.parse_args(["--quick", "--tiny"])
 
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
-    assert run_command(parser.parse_args(["bench", "--tiny", "--out", str(tmp_path)])) == 2
+    assert run_command(parser.parse_args(["--tiny", "--out", str(tmp_path)])) == 2
     err = capsys.readouterr().err
     assert "matplotlib" in err and "pip install -e .[bench]" in err
     assert not (tmp_path / "results.json").exists()
+
+
+def test_safety_filter_bench_hands_over_to_the_checkout(monkeypatch: pytest.MonkeyPatch) -> None:
+    import benchmarks.cli
+    from safety_filter.cli import main
+
+    seen: list[tuple[list[str], str]] = []
+    monkeypatch.setattr(benchmarks.cli, "main", lambda argv, prog: seen.append((argv, prog)) or 0)
+    assert main(["bench", "--tiny", "--out", "x", "--help"]) == 0
+    assert seen == [(["--tiny", "--out", "x", "--help"], "safety-filter bench")]
+
+
+def test_safety_filter_bench_without_a_checkout(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from safety_filter.cli import main
+
+    monkeypatch.setitem(sys.modules, "benchmarks.cli", None)  # as in a wheel install: not importable
+    assert main(["bench", "--quick"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "from a checkout" in err and "python -m benchmarks" in err

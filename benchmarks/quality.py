@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from safety_filter.benchmarking.common import Progress, Sizes, summarize_ms
-from safety_filter.benchmarking.peers import System
+from benchmarks.common import Progress, Sizes, summarize_ms
+from benchmarks.peers import System
 from safety_filter.evaluation import evaluate_verdicts, row_labels
 
 PLAIN_BENIGN_KINDS = {"", "normal", "neither", "benign", "none"}

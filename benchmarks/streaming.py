@@ -27,8 +27,8 @@ from typing import Any
 
 from safety_filter.asgi.middleware import SafetyFilterMiddleware
 from safety_filter.audit import AuditLog
-from safety_filter.benchmarking.common import Progress, Sizes, added_ms, benign_chars, median_of_runs
-from safety_filter.benchmarking.fake_app import EchoModel, asgi_call, chat_body
+from benchmarks.common import Progress, Sizes, added_ms, benign_chars, median_of_runs
+from benchmarks.fake_app import EchoModel, asgi_call, chat_body
 
 AZURE_ASYNC_LAG_CHARS = 1000  # Azure OpenAI "asynchronous filter" streaming mode, as documented
 PACE_SECONDS = 0.01

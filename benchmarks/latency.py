@@ -12,7 +12,7 @@ import random
 import time
 from typing import Any
 
-from safety_filter.benchmarking.common import DetectorStatus, Progress, Sizes, benign_text, median_of_runs, summarize_ms
+from benchmarks.common import DetectorStatus, Progress, Sizes, benign_text, median_of_runs, summarize_ms
 from safety_filter.engine import Engine
 
 

@@ -20,8 +20,8 @@ from typing import Any
 
 from safety_filter.asgi.middleware import SafetyFilterMiddleware
 from safety_filter.audit import AuditLog
-from safety_filter.benchmarking.common import Progress, Sizes, added_ms, benign_chars
-from safety_filter.benchmarking.fake_app import EchoModel, asgi_call, chat_body
+from benchmarks.common import Progress, Sizes, added_ms, benign_chars
+from benchmarks.fake_app import EchoModel, asgi_call, chat_body
 from safety_filter.engine import Engine
 
 SCENARIOS = ("cold", "warm", "cached")
@@ -84,7 +84,7 @@ async def _run(make_engine, sizes: Sizes, progress: Progress, seed: int) -> dict
             figures["requests"] = len(base)
             runs.append((figures, statuses, actions))
             progress.step()
-        from safety_filter.benchmarking.common import median_of_runs
+        from benchmarks.common import median_of_runs
 
         merged = median_of_runs([r[0] for r in runs])
         merged["statuses"] = sorted({s for r in runs for s in r[1]})

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from safety_filter.benchmarking.common import benign_chars
+from benchmarks.common import benign_chars
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

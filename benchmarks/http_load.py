@@ -29,8 +29,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from safety_filter.benchmarking.common import Progress, Sizes, benign_chars, median_of_runs, summarize_ms
-from safety_filter.benchmarking.fake_app import CHAT_PATH, chat_body
+from benchmarks.common import Progress, Sizes, benign_chars, median_of_runs, summarize_ms
+from benchmarks.fake_app import CHAT_PATH, chat_body
 
 REQUEST_TIMEOUT = 30.0
 
@@ -63,13 +63,14 @@ class ServerProcess:
         import safety_filter
 
         env = dict(os.environ)
-        root = str(Path(safety_filter.__file__).resolve().parents[1])
-        env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        # this checkout (for `benchmarks`) and wherever safety_filter was imported from, first
+        roots = dict.fromkeys(str(Path(m.__file__).resolve().parents[1]) for m in (sys.modules[__name__], safety_filter))
+        env["PYTHONPATH"] = os.pathsep.join([*roots, *filter(None, [env.get("PYTHONPATH")])])
         env.setdefault("HF_HUB_OFFLINE", "1")
         cmd = [
             sys.executable,
             "-m",
-            "safety_filter.benchmarking.servers",
+            "benchmarks.servers",
             self.kind,
             "--port",
             str(self.port),

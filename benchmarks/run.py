@@ -1,14 +1,4 @@
-"""The benchmark behind `safety-filter bench`: what the filter costs and what it catches.
-
-    from safety_filter.benchmarking import run_bench
-    report = run_bench("out-dir", size="quick")   # or "full", "tiny"
-
-writes `summary.md`, `results.json` and PNG plots into the directory and returns the results.
-Sections (see each module): `latency` (detectors and engine per text), `overhead` (in-process
-middleware cost per chat turn), `http` (proxy under uvicorn, closed-loop load vs direct),
-`streaming` (TTFT added, block lag), `quality` (against peers on held-out labelled data).
-Detectors that fail to load are reported as not available; missing peers as skipped.
-"""
+"""`run_bench`: every section in order, then the report (summary.md, results.json, plots)."""
 
 from __future__ import annotations
 
@@ -21,7 +11,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from safety_filter.benchmarking.common import SIZES, LoadSampler, Progress, Sizes, machine_info
+from benchmarks.common import SIZES, LoadSampler, Progress, Sizes, machine_info
 
 SECTIONS = ("latency", "overhead", "http", "streaming", "quality")
 
@@ -37,17 +27,11 @@ def require_matplotlib() -> None:
         import matplotlib  # noqa: F401
     except ImportError:
         raise MissingDependency(
-            "safety-filter bench needs matplotlib for its plots: install the bench extras with "
-            "`pip install -e .[bench]` (from a checkout) or `pip install 'safety-filter[bench]'`"
+            "the benchmark needs matplotlib for its plots: install the bench extras with `pip install -e .[bench]`"
         ) from None
 
 
-def checkout_root() -> Path | None:
-    """The repository root when running from a checkout (editable install), else None."""
-    import safety_filter
-
-    root = Path(safety_filter.__file__).resolve().parents[1]
-    return root if (root / "benchmarks").is_dir() or (root / "classifiers").is_dir() else None
+ROOT = Path(__file__).resolve().parents[1]  # the checkout this package sits in
 
 
 def find_data(explicit: str | Path | None, relative: str) -> Path | None:
@@ -56,7 +40,7 @@ def find_data(explicit: str | Path | None, relative: str) -> Path | None:
         if not path.is_file():
             raise FileNotFoundError(f"no such data file: {path}")
         return path
-    for base in filter(None, (Path.cwd(), checkout_root())):
+    for base in (Path.cwd(), ROOT):
         candidate = base / relative
         if candidate.is_file():
             return candidate
@@ -91,9 +75,9 @@ def run_bench(
     t0 = time.perf_counter()
     sampler = LoadSampler(every=5.0).start()
 
-    from safety_filter.benchmarking import http_load, latency, overhead, quality, streaming
-    from safety_filter.benchmarking.common import bench_policy, engine_for, engine_label, load_detectors
-    from safety_filter.benchmarking.peers import (
+    from benchmarks import http_load, latency, overhead, quality, streaming
+    from benchmarks.common import bench_policy, engine_for, engine_label, load_detectors
+    from benchmarks.peers import (
         System,
         alt_profanity_check,
         better_profanity,
@@ -217,19 +201,19 @@ def run_bench(
             lap("quality")
         bar.set_stage("writing the report")
         results["load"] = sampler.stop()
-        from safety_filter.benchmarking import report
+        from benchmarks import plots, summary
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            results["plots"] = report.plots(results, out)
+            results["plots"] = plots.plots(results, out)
         lap("report")
         results["meta"]["duration_seconds"] = time.perf_counter() - t0
-        results = report.clean(results)
+        results = summary.clean(results)
         (out / "results.json").write_text(
             json.dumps(results, indent=1, default=_jsonable, ensure_ascii=False, allow_nan=False) + "\n",
             encoding="utf-8",
         )
-        (out / "summary.md").write_text(report.summary(results), encoding="utf-8")
+        (out / "summary.md").write_text(summary.summary(results), encoding="utf-8")
         bar.step()
     finally:
         for server in servers or ():
