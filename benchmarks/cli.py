@@ -52,7 +52,11 @@ def configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    from benchmarks import SECTIONS, MissingDependency, run_bench
+    try:
+        from benchmarks import SECTIONS, MissingDependency, run_bench
+    except ImportError as exc:  # tqdm, or another package of the bench extra
+        print(f"safety-filter bench: needs {exc.name}: install the bench extras with `pip install -e .[bench]`", file=sys.stderr)
+        return 2
 
     size = "tiny" if args.tiny else "quick" if args.quick else "full"
     sections = tuple(s.strip() for s in args.sections.split(",") if s.strip()) if args.sections else SECTIONS

@@ -11,7 +11,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import SIZES, LoadSampler, Progress, Sizes, machine_info
+from benchmarks.common import SIZES, LoadSampler, Sizes, machine_info, progress_bar
 
 SECTIONS = ("latency", "overhead", "http", "streaming", "quality")
 
@@ -165,7 +165,7 @@ def run_bench(
     total += http_load.steps(sizes) if "http" in sections else 0
     total += streaming.steps(sizes) if "streaming" in sections else 0
     total += quality.steps(5) if "quality" in sections and rows else 0
-    bar = Progress(total, enabled=progress)
+    bar = progress_bar(total, enabled=progress)
     try:
         section_t0 = t0
         timings = results["meta"]["section_seconds"] = {}
@@ -199,7 +199,7 @@ def run_bench(
                     "skipped": f"no labelled evaluation set found (looked for {QUALITY_DATA}; pass --data FILE)"
                 }
             lap("quality")
-        bar.set_stage("writing the report")
+        bar.set_description("bench: writing the report")
         results["load"] = sampler.stop()
         from benchmarks import plots, summary
 
@@ -214,7 +214,7 @@ def run_bench(
             encoding="utf-8",
         )
         (out / "summary.md").write_text(summary.summary(results), encoding="utf-8")
-        bar.step()
+        bar.update()
     finally:
         for server in servers or ():
             server.__exit__()  # no-op when the section already stopped it

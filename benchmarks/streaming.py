@@ -27,7 +27,9 @@ from typing import Any
 
 from safety_filter.asgi.middleware import SafetyFilterMiddleware
 from safety_filter.audit import AuditLog
-from benchmarks.common import Progress, Sizes, added_ms, benign_chars, median_of_runs
+from tqdm import tqdm
+
+from benchmarks.common import Sizes, added_ms, benign_chars, median_of_runs
 from benchmarks.fake_app import EchoModel, asgi_call, chat_body
 
 AZURE_ASYNC_LAG_CHARS = 1000  # Azure OpenAI "asynchronous filter" streaming mode, as documented
@@ -42,7 +44,7 @@ def steps(sizes: Sizes) -> int:
 def run(
     make_engine,
     sizes: Sizes,
-    progress: Progress,
+    progress: tqdm,
     block_items: list[dict[str, Any]],
     items_source: str,  # type: ignore[no-untyped-def]
     seed: int = 4,
@@ -76,7 +78,7 @@ async def _ttft(
 
 
 async def _run(
-    make_engine, sizes: Sizes, progress: Progress, items: list[dict[str, Any]], items_source: str, seed: int
+    make_engine, sizes: Sizes, progress: tqdm, items: list[dict[str, Any]], items_source: str, seed: int
 ) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     rng = random.Random(seed)
     started = time.perf_counter()
@@ -95,7 +97,7 @@ async def _run(
         model = EchoModel(completion_chars=chars, piece=4, pace=pace)
         runs = []
         for r in range(sizes.repeats):
-            progress.set_stage(f"streaming ttft {mode}")
+            progress.set_description(f"streaming ttft {mode}")
             run_engine = make_engine()
             filtered = SafetyFilterMiddleware(model, engine=run_engine, audit=AuditLog(None))
             await asgi_call(
@@ -103,7 +105,7 @@ async def _run(
             )
             runs.append(await _ttft(model, filtered, rng, n, concurrent, f"t{mode}{r}-"))
             run_engine.close()
-            progress.step()
+            progress.update()
         merged = median_of_runs(runs)
         merged.update({"pace_s_per_event": pace, "event_chars": 4, "completion_chars": chars})
         if pace:
@@ -122,7 +124,7 @@ async def _run(
     for i, item in enumerate(items):
         if done_items and time.perf_counter() > deadline:
             break  # the time budget: fewer streams, reported in `streams`
-        progress.set_stage(f"streaming block lag, stream {i + 1}/{len(items)}")
+        progress.set_description(f"streaming block lag, stream {i + 1}/{len(items)}")
         for piece in sizes.block_event_sizes:
             nonce = f"blk{piece}x{i}"
             model.replies[nonce] = item["text"]
@@ -150,7 +152,7 @@ async def _run(
             else:
                 outcome[piece]["missed"].append(item.get("id", str(i)))
         done_items += 1
-    progress.step(len(sizes.block_event_sizes))
+    progress.update(len(sizes.block_event_sizes))
     lag_by_size: dict[str, Any] = {}
     all_lags: list[int] = []
     for piece, o in outcome.items():
