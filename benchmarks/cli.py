@@ -43,19 +43,26 @@ def configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         "--sections",
         metavar="LIST",
         default=None,
-        help="comma-separated subset of: latency,overhead,http,streaming,quality (default: all)",
+        help="comma-separated subset of: latency,stages,overhead,http,streaming,quality (default: all)",
+    )
+    parser.add_argument(
+        "--fp32-checkpoint",
+        metavar="FILE",
+        help="model_fp32.pt of `python -m classifiers.train`, for the fp32 comparison (default: its default --workdir)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(run=run_command)
     return parser
 
 
-
 def run_command(args: argparse.Namespace) -> int:
     try:
         from benchmarks import SECTIONS, MissingDependency, run_bench
     except ImportError as exc:  # tqdm, or another package of the bench extra
-        print(f"safety-filter bench: needs {exc.name}: install the bench extras with `pip install -e .[bench]`", file=sys.stderr)
+        print(
+            f"safety-filter bench: needs {exc.name}: install the bench extras with `pip install -e .[bench]`",
+            file=sys.stderr,
+        )
         return 2
 
     size = "tiny" if args.tiny else "quick" if args.quick else "full"
@@ -69,18 +76,17 @@ def run_command(args: argparse.Namespace) -> int:
             streams=args.streams,
             sections=sections,
             progress=not args.no_progress,
+            fp32_checkpoint=args.fp32_checkpoint,
         )
     except MissingDependency as exc:
         print(f"safety-filter bench: {exc}", file=sys.stderr)
         return 2
-    from benchmarks.summary import headline
-
     print(
         f"\nsafety-filter bench ({results['meta']['size']}, {results['meta']['duration_seconds']:.0f} s) on "
         f"{results['machine']['cores']} cores, {results['machine']['cpu_model']}; engine: {results['engine']}"
     )
-    for line in headline(results):
-        print(line.replace("**", ""))
+    for line in results["headline"]:
+        print(line["text"].replace("**", ""))
     print(f"report: {args.out}/summary.md, results.json, {', '.join(results.get('plots', []))}")
     return 0
 

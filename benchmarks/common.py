@@ -13,7 +13,7 @@ import statistics
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,6 +50,8 @@ class Sizes:
     ttft_paced_requests: int = 10  # streams per target per repeat, paced like a model
     block_items: int = 40  # blocked streams
     block_event_sizes: tuple[int, ...] = (1, 4, 16, 64)
+    stage_turns: int = 10  # chat turns per stage in the stage-cost table
+    stage_harmful: int = 64  # harmful test texts for the escalation rate
     quality_rows: int | None = None  # None: the whole evaluation set
     quality_latency_texts: int = 100  # single-text latency sample per system
     budgets: dict[str, float] = field(default_factory=dict)  # section -> seconds; work past it is cut and reported
@@ -73,7 +75,7 @@ SIZES: dict[str, Sizes] = {
         block_event_sizes=(1, 4, 16, 64),
         quality_rows=None,
         quality_latency_texts=60,
-        budgets={"latency": 120.0, "overhead": 90.0, "streaming": 120.0},
+        budgets={"latency": 120.0, "stages": 60.0, "overhead": 90.0, "streaming": 120.0},
     ),
     "quick": Sizes(
         name="quick",
@@ -92,7 +94,9 @@ SIZES: dict[str, Sizes] = {
         block_event_sizes=(1, 64),
         quality_rows=120,
         quality_latency_texts=10,
-        budgets={"latency": 18.0, "overhead": 10.0, "streaming": 14.0},
+        stage_turns=3,
+        stage_harmful=16,
+        budgets={"latency": 18.0, "stages": 12.0, "overhead": 10.0, "streaming": 14.0},
     ),
     "tiny": Sizes(
         name="tiny",
@@ -113,7 +117,9 @@ SIZES: dict[str, Sizes] = {
         block_event_sizes=(4, 64),
         quality_rows=30,
         quality_latency_texts=2,
-        budgets={"latency": 8.0, "overhead": 4.0, "streaming": 6.0},
+        stage_turns=1,
+        stage_harmful=4,
+        budgets={"latency": 8.0, "stages": 4.0, "overhead": 4.0, "streaming": 6.0},
     ),
 }
 
@@ -243,15 +249,7 @@ def median_of_runs(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 # -- benign texts --------------------------------------------------------------------------
 
-_WORDS = (
-    "the model answers questions about travel cooking gardening and history with short clear sentences "
-    "please summarise this report for the weekly meeting our team reviewed the budget and the schedule "
-    "for the next quarter the weather was mild and the train arrived on time we compared three recipes "
-    "for bread and chose the one with more water and a longer rest le modèle répond aux questions sur les "
-    "voyages la cuisine le jardinage et l'histoire avec des phrases courtes et claires merci de résumer "
-    "ce rapport pour la réunion de la semaine notre équipe a revu le budget et le calendrier du prochain "
-    "trimestre il faisait doux et le train est arrivé à l'heure nous avons comparé trois recettes de pain"
-).split()
+_WORDS = ["the", "model", "answers", "questions", "about", "travel", "cooking", "gardening", "and", "history", "with", "short", "clear", "sentences", "please", "summarise", "this", "report", "for", "the", "weekly", "meeting", "our", "team", "reviewed", "the", "budget", "and", "the", "schedule", "for", "the", "next", "quarter", "the", "weather", "was", "mild", "and", "the", "train", "arrived", "on", "time", "we", "compared", "three", "recipes", "for", "bread", "and", "chose", "the", "one", "with", "more", "water", "and", "a", "longer", "rest", "le", "modèle", "répond", "aux", "questions", "sur", "les", "voyages", "la", "cuisine", "le", "jardinage", "et", "l'histoire", "avec", "des", "phrases", "courtes", "et", "claires", "merci", "de", "résumer", "ce", "rapport", "pour", "la", "réunion", "de", "la", "semaine", "notre", "équipe", "a", "revu", "le", "budget", "et", "le", "calendrier", "du", "prochain", "trimestre", "il", "faisait", "doux", "et", "le", "train", "est", "arrivé", "à", "l'heure", "nous", "avons", "comparé", "trois", "recettes", "de", "pain"]
 
 
 def benign_text(rng: random.Random, n_words: int, nonce: str = "") -> str:

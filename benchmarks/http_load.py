@@ -69,7 +69,9 @@ class ServerProcess:
 
         env = dict(os.environ)
         # this checkout (for `benchmarks`) and wherever safety_filter was imported from, first
-        roots = dict.fromkeys(str(Path(m.__file__).resolve().parents[1]) for m in (sys.modules[__name__], safety_filter))
+        roots = dict.fromkeys(
+            str(Path(m.__file__).resolve().parents[1]) for m in (sys.modules[__name__], safety_filter)
+        )
         env["PYTHONPATH"] = os.pathsep.join([*roots, *filter(None, [env.get("PYTHONPATH")])])
         env.setdefault("HF_HUB_OFFLINE", "1")
         cmd = [

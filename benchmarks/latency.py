@@ -72,7 +72,9 @@ def run(
             for batch in sizes.latency_batches:
                 progress.set_description(f"latency {name} {tokens} tok x{batch}")
                 if cells and time.perf_counter() > deadline:  # the first cell always runs
-                    cells.append({"tokens": tokens, "batch": batch, "skipped": "over the section's time budget"})
+                    cells.append(
+                        {"tokens": tokens, "batch": batch, "skipped": "over the section's time budget", "cut": True}
+                    )
                     progress.update()
                     continue
                 runs = []
@@ -96,6 +98,7 @@ def run(
                     run_figures["calls"] = call["n"]
                     runs.append(run_figures)
                 cell = median_of_runs(runs)
+                cell["cut"] = len(runs) < sizes.repeats  # fewer repeats: the time budget ran out
                 cell.update(
                     {"tokens": tokens, "batch": batch, "measured_tokens_mean": sum(lengths) / max(1, len(lengths))}
                 )

@@ -18,12 +18,12 @@ import random
 import time
 from typing import Any
 
-from safety_filter.asgi.middleware import SafetyFilterMiddleware
-from safety_filter.audit import AuditLog
 from tqdm import tqdm
 
-from benchmarks.common import Sizes, added_ms, benign_chars
+from benchmarks.common import Sizes, added_ms, benign_chars, median_of_runs
 from benchmarks.fake_app import EchoModel, asgi_call, chat_body
+from safety_filter.asgi.middleware import SafetyFilterMiddleware
+from safety_filter.audit import AuditLog
 from safety_filter.engine import Engine
 
 SCENARIOS = ("cold", "warm", "cached")
@@ -86,10 +86,9 @@ async def _run(make_engine, sizes: Sizes, progress: tqdm, seed: int) -> dict[str
             figures["requests"] = len(base)
             runs.append((figures, statuses, actions))
             progress.update()
-        from benchmarks.common import median_of_runs
-
         merged = median_of_runs([r[0] for r in runs])
         merged["statuses"] = sorted({s for r in runs for s in r[1]})
+        merged["cut"] = any(r[0]["requests"] < sizes.overhead_requests for r in runs)  # by the time budget
         merged["last_action"] = runs[-1][2]
         out["scenarios"][scenario] = merged
     return out

@@ -6,14 +6,16 @@ import datetime as _dt
 import json
 import os
 import random
+import tempfile
 import time
 import warnings
 from pathlib import Path
 from typing import Any
 
 from benchmarks.common import SIZES, LoadSampler, Sizes, machine_info, progress_bar
+from safety_filter.evaluation import row_labels
 
-SECTIONS = ("latency", "overhead", "http", "streaming", "quality")
+SECTIONS = ("latency", "stages", "overhead", "http", "streaming", "quality")
 
 __all__ = ["SECTIONS", "SIZES", "MissingDependency", "find_data", "run_bench"]
 
@@ -48,6 +50,8 @@ def find_data(explicit: str | Path | None, relative: str) -> Path | None:
 
 
 QUALITY_DATA = "classifiers/data/splits/test.jsonl"
+# where `python -m classifiers.train` (default --workdir) keeps the fp32 network the shipped model came from
+DEFAULT_FP32_CHECKPOINT = Path(tempfile.gettempdir()) / "safety-filter-train" / "model_fp32.pt"
 BLOCK_STREAMS = "benchmarks/data/block_streams.jsonl"
 
 
@@ -60,6 +64,7 @@ def run_bench(
     streams: str | Path | None = None,
     sections: tuple[str, ...] = SECTIONS,
     progress: bool = True,
+    fp32_checkpoint: str | Path | None = None,
     seed: int = 0,
 ) -> dict[str, Any]:
     """Run the benchmark and write the report into `out`; returns the results (as in results.json)."""
@@ -75,7 +80,7 @@ def run_bench(
     t0 = time.perf_counter()
     sampler = LoadSampler(every=5.0).start()
 
-    from benchmarks import http_load, latency, overhead, quality, streaming
+    from benchmarks import http_load, latency, overhead, quality, stages, streaming
     from benchmarks.common import bench_policy, engine_for, engine_label, load_detectors
     from benchmarks.peers import (
         System,
@@ -112,6 +117,7 @@ def run_bench(
             "http_repeats": sizes.http_repeats or sizes.repeats,
             "overhead_repeats": sizes.overhead_repeats or sizes.repeats,
             "time_budgets_s": dict(sizes.budgets),
+            "stage_turns": sizes.stage_turns,
             "seed": seed,
         },
         "machine": machine_info(),
@@ -127,7 +133,7 @@ def run_bench(
 
         results["meta"]["safety_filter_version"] = getattr(safety_filter, "__version__", "unknown")
 
-    quality_path = find_data(data, QUALITY_DATA) if "quality" in sections else None
+    quality_path = find_data(data, QUALITY_DATA) if {"quality", "stages"} & set(sections) else None
     streams_path = find_data(streams, BLOCK_STREAMS) if "streaming" in sections else None
     rng = random.Random(seed)
     rows = quality.load_rows(quality_path, sizes.quality_rows, rng) if quality_path else []
@@ -161,6 +167,7 @@ def run_bench(
     n_subjects = 4
     total = 1
     total += latency.steps(sizes, n_subjects) if "latency" in sections else 0
+    total += stages.steps(sizes) if "stages" in sections else 0
     total += overhead.steps(sizes) if "overhead" in sections else 0
     total += http_load.steps(sizes) if "http" in sections else 0
     total += streaming.steps(sizes) if "streaming" in sections else 0
@@ -182,6 +189,13 @@ def run_bench(
             results["latency"] = latency.run(status, engine, sizes, bar, seed=seed + 1)
             engine.close()
             lap("latency")
+        if "stages" in sections:
+            engine = make_engine()
+            harmful = [str(r["text"]) for r in rows if row_labels(r)][: sizes.stage_harmful]
+            checkpoint = Path(fp32_checkpoint) if fp32_checkpoint else DEFAULT_FP32_CHECKPOINT
+            results["stages"] = stages.run(status, engine, sizes, bar, harmful, checkpoint, seed=seed + 6)
+            engine.close()
+            lap("stages")
         if "overhead" in sections:
             results["overhead"] = overhead.run(make_engine, sizes, bar, seed=seed + 2)
             lap("overhead")
@@ -209,6 +223,7 @@ def run_bench(
         lap("report")
         results["meta"]["duration_seconds"] = time.perf_counter() - t0
         results = summary.clean(results)
+        results["headline"] = summary.headline(results)
         (out / "results.json").write_text(
             json.dumps(results, indent=1, default=_jsonable, ensure_ascii=False, allow_nan=False) + "\n",
             encoding="utf-8",

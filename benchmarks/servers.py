@@ -36,9 +36,9 @@ def main(argv: list[str] | None = None) -> int:
 
         app = EchoModel(completion_chars=2048)
     else:
+        from benchmarks.common import bench_policy, engine_for, engine_label, load_detectors
         from safety_filter.asgi.middleware import SafetyFilterMiddleware
         from safety_filter.audit import AuditLog
-        from benchmarks.common import bench_policy, engine_for, engine_label, load_detectors
         from safety_filter.serve.proxy import UpstreamProxy
 
         policy = bench_policy(args.policy)

@@ -25,12 +25,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from safety_filter.asgi.middleware import SafetyFilterMiddleware
-from safety_filter.audit import AuditLog
 from tqdm import tqdm
 
 from benchmarks.common import Sizes, added_ms, benign_chars, median_of_runs
 from benchmarks.fake_app import EchoModel, asgi_call, chat_body
+from safety_filter.asgi.middleware import SafetyFilterMiddleware
+from safety_filter.audit import AuditLog
 
 AZURE_ASYNC_LAG_CHARS = 1000  # Azure OpenAI "asynchronous filter" streaming mode, as documented
 PACE_SECONDS = 0.01

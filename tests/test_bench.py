@@ -148,7 +148,9 @@ def test_safety_filter_bench_hands_over_to_the_checkout(monkeypatch: pytest.Monk
     assert seen == [(["--tiny", "--out", "x", "--help"], "safety-filter bench")]
 
 
-def test_safety_filter_bench_without_a_checkout(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_safety_filter_bench_without_a_checkout(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from safety_filter.cli import main
 
     monkeypatch.setitem(sys.modules, "benchmarks.cli", None)  # as in a wheel install: not importable
