@@ -1,4 +1,4 @@
-"""`safety-filter bench` at a tiny size: the report's structure (files, JSON keys, PNGs), never its timings.
+"""`python -m benchmarks --tiny`: the report's structure (files, JSON keys, PNGs), never its timings.
 
 Every section runs (real detectors, real uvicorn servers on 127.0.0.1); a detector that cannot
 load, or a peer that is not installed, must show up in the report as not available / skipped.
@@ -17,6 +17,7 @@ import pytest
 PNG = b"\x89PNG\r\n\x1a\n"
 PLOTS = ("latency.png", "overhead.png", "http.png", "streaming.png", "quality.png")
 LATENCY = ("per_text_p50_ms", "per_text_p95_ms", "per_text_p99_ms", "call_p50_ms", "tokens", "batch", "repeats")
+LEVELS = ("1", "32")  # the tiny run's HTTP concurrency levels
 TURN = ("without_p50_ms", "with_p50_ms", "added_p50_ms", "added_p95_ms", "added_p99_ms")
 
 
@@ -38,7 +39,7 @@ def test_report_files_and_plots(report: tuple[Path, dict[str, Any]]) -> None:
         assert (out / name).read_bytes()[:8] == PNG, name
     summary = (out / "summary.md").read_text(encoding="utf-8")
     assert data["machine"]["cpu_model"] in summary
-    for heading in ("## Headline", "## 1.", "## 2.", "## 3.", "## 4.", "## 5."):
+    for heading in ("## Headline", "## 1.", "## 2.", "## 3.", "## 4.", "## 5.", "## 6."):
         assert heading in summary
     for name in PLOTS:
         assert f"({name})" in summary
@@ -54,11 +55,13 @@ def test_report_json_structure(report: tuple[Path, dict[str, Any]]) -> None:
         "engine",
         "load",
         "latency",
+        "stages",
         "overhead",
         "http",
         "streaming",
         "quality",
         "plots",
+        "headline",
     } <= set(data)
     assert data["meta"]["size"] == "tiny" and data["meta"]["duration_seconds"] > 0
     assert {"cores", "cpu_model"} <= set(data["machine"])
@@ -84,11 +87,11 @@ def test_report_json_structure(report: tuple[Path, dict[str, Any]]) -> None:
     http = data["http"]
     assert set(http["targets"]) == {"direct", "filter"}
     for levels in http["targets"].values():
-        assert set(levels) == {"1", "8", "32", "128"}
+        assert set(levels) == set(LEVELS)
         for level in levels.values():
             assert {"throughput_rps", "p50_ms", "p95_ms", "p99_ms", "completed"} <= set(level)
             assert level["completed"] > 0
-    assert set(http["comparison"]) == {"1", "8", "32", "128"}
+    assert set(http["comparison"]) == set(LEVELS)
 
     streaming = data["streaming"]
     assert set(streaming["ttft"]) == {"unpaced", "paced"}
@@ -118,6 +121,70 @@ def test_report_json_structure(report: tuple[Path, dict[str, Any]]) -> None:
         } <= set(system)
         if system["per_category"]:
             assert set(system["categories"]) >= {"hate", "extremism", "non_consensual", "sexual"}
+
+
+def _tables(summary: str) -> dict[str, dict[str, dict[str, str]]]:
+    """The tables of summary.md by key: row (first cell) -> column -> cell text."""
+    tables: dict[str, dict[str, dict[str, str]]] = {}
+    lines = summary.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("<!-- table: "):
+            columns = [c.strip() for c in lines[i + 1].strip("|").split("|")]
+            rows = {}
+            for row in lines[i + 3 :]:
+                if not row.startswith("|"):
+                    break
+                cells = [c.strip() for c in row.strip("|").split("|")]
+                rows[cells[0]] = dict(zip(columns, cells, strict=True))
+            tables[line.removeprefix("<!-- table: ").removesuffix(" -->")] = rows
+    return tables
+
+
+@pytest.mark.slow
+def test_headline_figures_are_the_table_cells(report: tuple[Path, dict[str, Any]]) -> None:
+    out, data = report
+    summary = (out / "summary.md").read_text(encoding="utf-8")
+    tables = _tables(summary)
+    assert {"stages", "escalation", "overhead", "http", "ttft", "block_lag", "quality"} <= set(tables)
+    assert len(data["headline"]) >= 6
+    for item in data["headline"]:
+        assert item["text"] in summary and item["cells"], item
+        text = item["text"].replace("**", "")
+        for table, row, column in item["cells"]:
+            cell = tables[table][row][column]
+            assert cell and cell in text, (table, row, column, cell, text)
+
+    # the quoted cells are the measurements, not a story about them
+    http = data["http"]["targets"]["filter"]["32"]
+    measured_503 = sum(run.get("503", 0) for run in http["statuses"])
+    assert tables["http"]["32"]["answered 503"] == str(measured_503)
+    lag = data["streaming"]["block_lag"]["by_event_chars"].values()
+    assert tables["block_lag"]["all"]["not blocked"] == str(sum(v["not_blocked"] for v in lag))
+    assert any("not blocked" in h["text"] for h in data["headline"])
+    stages = data["stages"]["stages"]
+    assert list(stages) == ["normalisation", "tokenizer", "rules", "classifier", "ncii", "engine"]
+    assert tables["stages"]["engine total"]["ms per turn p50"] == f"{stages['engine']['p50_ms']:.2f}"
+    assert set(data["stages"]["escalation"]) == {"benign turn", "harmful texts"}
+    assert data["stages"]["fp32"]  # measured, or skipped with its reason
+
+
+def test_escalation_rate_from_stats_deltas() -> None:
+    from benchmarks.stages import Escalation
+
+    class Cascade:
+        def __init__(self) -> None:
+            self.counters = {"windows": 100, "escalated": 7}
+
+        def stats(self) -> dict[str, int]:
+            return dict(self.counters)
+
+    clf = Cascade()
+    with Escalation(clf) as escalation:
+        clf.counters = {"windows": 140, "escalated": 9}
+    assert escalation.figures() == {"windows": 40, "escalated": 2, "rate": 0.05}
+    with Escalation(object()) as absent:
+        pass
+    assert absent.figures()["rate"] is None and absent.figures()["reason"]
 
 
 def test_cli_options_and_missing_matplotlib(
