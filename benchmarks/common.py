@@ -6,6 +6,7 @@ examples come from data files (the held-out test split, `benchmarks/data/`, the 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import random
@@ -185,10 +186,8 @@ class LoadSampler:
         self._t0 = time.monotonic()
 
     def _sample(self) -> None:
-        try:
+        with contextlib.suppress(OSError):  # no load average on this platform
             self.samples.append((round(time.monotonic() - self._t0, 1), os.getloadavg()))
-        except OSError:  # pragma: no cover
-            pass
 
     def _run(self) -> None:
         while not self._stop.wait(self.every):
@@ -250,7 +249,16 @@ def median_of_runs(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 # -- benign texts --------------------------------------------------------------------------
 
-_WORDS = ["the", "model", "answers", "questions", "about", "travel", "cooking", "gardening", "and", "history", "with", "short", "clear", "sentences", "please", "summarise", "this", "report", "for", "the", "weekly", "meeting", "our", "team", "reviewed", "the", "budget", "and", "the", "schedule", "for", "the", "next", "quarter", "the", "weather", "was", "mild", "and", "the", "train", "arrived", "on", "time", "we", "compared", "three", "recipes", "for", "bread", "and", "chose", "the", "one", "with", "more", "water", "and", "a", "longer", "rest", "le", "modèle", "répond", "aux", "questions", "sur", "les", "voyages", "la", "cuisine", "le", "jardinage", "et", "l'histoire", "avec", "des", "phrases", "courtes", "et", "claires", "merci", "de", "résumer", "ce", "rapport", "pour", "la", "réunion", "de", "la", "semaine", "notre", "équipe", "a", "revu", "le", "budget", "et", "le", "calendrier", "du", "prochain", "trimestre", "il", "faisait", "doux", "et", "le", "train", "est", "arrivé", "à", "l'heure", "nous", "avons", "comparé", "trois", "recettes", "de", "pain"]
+_WORD_POOL = (  # benign English and French words the filler text is drawn from
+    "the model answers questions about travel cooking gardening and history with short clear sentences "
+    "please summarise this report for the weekly meeting our team reviewed the budget and the schedule "
+    "for the next quarter the weather was mild and the train arrived on time we compared three recipes "
+    "for bread and chose the one with more water and a longer rest le modèle répond aux questions sur les "
+    "voyages la cuisine le jardinage et l'histoire avec des phrases courtes et claires merci de résumer "
+    "ce rapport pour la réunion de la semaine notre équipe a revu le budget et le calendrier du prochain "
+    "trimestre il faisait doux et le train est arrivé à l'heure nous avons comparé trois recettes de pain"
+)
+_WORDS = _WORD_POOL.split()
 
 
 def benign_text(rng: random.Random, n_words: int, nonce: str = "") -> str:

@@ -83,7 +83,7 @@ class ServerProcess:
             str(self.port),
             *self.args,
         ]
-        self._stderr = tempfile.TemporaryFile(mode="w+")
+        self._stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115  (closed in __exit__)
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self._stderr, text=True, env=env)
         lines: queue.Queue[str] = queue.Queue()
 

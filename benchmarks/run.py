@@ -9,11 +9,30 @@ import random
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import SIZES, LoadSampler, Sizes, machine_info, progress_bar
+from tqdm import tqdm
+
+from benchmarks import http_load, latency, overhead, plots, quality, stages, streaming, summary
+from benchmarks.common import (
+    SIZES,
+    DetectorStatus,
+    LoadSampler,
+    Sizes,
+    bench_policy,
+    engine_for,
+    engine_label,
+    load_detectors,
+    machine_info,
+    progress_bar,
+)
+from benchmarks.peers import System, alt_profanity_check, better_profanity, engine_system, llm_guard_rules
+from safety_filter.engine import Engine
 from safety_filter.evaluation import row_labels
+from safety_filter.policy import Policy
 
 SECTIONS = ("latency", "stages", "overhead", "http", "streaming", "quality")
 
@@ -55,6 +74,29 @@ DEFAULT_FP32_CHECKPOINT = Path(tempfile.gettempdir()) / "safety-filter-train" / 
 BLOCK_STREAMS = "benchmarks/data/block_streams.jsonl"
 
 
+@dataclass
+class _Inputs:
+    """What every section reads: sizes, the policy and its loaded detectors, the data."""
+
+    sizes: Sizes
+    policy_path: str | None
+    policy: Policy
+    status: dict[str, DetectorStatus]
+    rows: list[dict[str, Any]]
+    quality_path: Path | None
+    block_items: list[dict[str, Any]]
+    items_source: str
+    fp32_checkpoint: Path
+    seed: int
+
+    def engine(self) -> Engine:
+        return engine_for(self.policy, self.status)
+
+    def rules_detector(self) -> Any:
+        rules = self.status.get("rules")
+        return rules.detector if rules is not None and rules.available else None
+
+
 def run_bench(
     out: str | Path,
     *,
@@ -76,166 +118,181 @@ def run_bench(
         raise ValueError(f"unknown bench section(s): {', '.join(sorted(unknown))} (known: {', '.join(SECTIONS)})")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    started = time.time()
-    t0 = time.perf_counter()
+    started, t0 = time.time(), time.perf_counter()
     sampler = LoadSampler(every=5.0).start()
-
-    from benchmarks import http_load, latency, overhead, quality, stages, streaming
-    from benchmarks.common import bench_policy, engine_for, engine_label, load_detectors
-    from benchmarks.peers import (
-        System,
-        alt_profanity_check,
-        better_profanity,
-        engine_system,
-        llm_guard_rules,
-    )
-
     policy_path = str(policy) if policy is not None else None
     full_policy = bench_policy(policy_path)
     # the HTTP section's servers start now and load their detectors alongside ours (no measurement runs meanwhile)
     servers = http_load.start_servers(policy_path) if "http" in sections else None
+    results: dict[str, Any] = {}
+    bar = None
     try:
         status = load_detectors(full_policy)
-    except BaseException:
+        inputs = _inputs(sizes, policy_path, full_policy, status, sections, data, streams, fp32_checkpoint, seed)
+        results = {
+            "meta": _meta(sizes, full_policy, sections, seed, started),
+            "machine": machine_info(),
+            "detectors": {name: s.to_dict() for name, s in status.items()},
+            "engine": engine_label(status),
+        }
+        bar = progress_bar(_steps(sizes, sections, inputs.rows), enabled=progress)
+        _run_sections(inputs, sections, results, bar, servers, t0)
+        bar.set_description("bench: writing the report")
+        results["load"] = sampler.stop()
+        results = _write_report(results, out, t0)
+        bar.update()
+    finally:
         for server in servers or ():
-            server.__exit__()
-        raise
-    rules_policy = bench_policy(policy_path, only=("rules",))
+            server.__exit__()  # no-op when the section already stopped it
+        if bar is not None:
+            bar.close()
+        if "load" not in results:
+            sampler.stop()
+    return results
 
-    def make_engine():  # type: ignore[no-untyped-def]
-        return engine_for(full_policy, status)
 
-    results: dict[str, Any] = {
-        "meta": {
-            "tool": "safety-filter bench",
-            "size": sizes.name,
-            "started_utc": _dt.datetime.fromtimestamp(started, _dt.UTC).isoformat(timespec="seconds"),
-            "policy": full_policy.source,
-            "policy_version": full_policy.label,
-            "sections": list(sections),
-            "repeats": sizes.repeats,
-            "http_repeats": sizes.http_repeats or sizes.repeats,
-            "overhead_repeats": sizes.overhead_repeats or sizes.repeats,
-            "time_budgets_s": dict(sizes.budgets),
-            "stage_turns": sizes.stage_turns,
-            "seed": seed,
-        },
-        "machine": machine_info(),
-        "detectors": {name: s.to_dict() for name, s in status.items()},
-        "engine": engine_label(status),
-    }
-    try:
-        from importlib.metadata import version
-
-        results["meta"]["safety_filter_version"] = version("safety-filter")
-    except Exception:
-        import safety_filter
-
-        results["meta"]["safety_filter_version"] = getattr(safety_filter, "__version__", "unknown")
-
+def _inputs(
+    sizes: Sizes,
+    policy_path: str | None,
+    policy: Policy,
+    status: dict[str, DetectorStatus],
+    sections: tuple[str, ...],
+    data: str | Path | None,
+    streams: str | Path | None,
+    fp32_checkpoint: str | Path | None,
+    seed: int,
+) -> _Inputs:
     quality_path = find_data(data, QUALITY_DATA) if {"quality", "stages"} & set(sections) else None
     streams_path = find_data(streams, BLOCK_STREAMS) if "streaming" in sections else None
     rng = random.Random(seed)
     rows = quality.load_rows(quality_path, sizes.quality_rows, rng) if quality_path else []
-    rules_status = status.get("rules")
-    rules_detector = rules_status.detector if rules_status is not None and rules_status.available else None
+    rules = status.get("rules")
+    rules_detector = rules.detector if rules is not None and rules.available else None
     block_items, items_source = streaming.load_block_items(streams_path, sizes.block_items, rng, rules_detector)
+    checkpoint = Path(fp32_checkpoint) if fp32_checkpoint else DEFAULT_FP32_CHECKPOINT
+    return _Inputs(sizes, policy_path, policy, status, rows, quality_path, block_items, items_source, checkpoint, seed)
 
-    def quality_systems() -> list[Any]:
-        block_categories = {c for c in full_policy.categories if full_policy.rule(c, "prompt").action == "block"}
-        ours = engine_system(
-            "safety-filter", f"full engine, policy {full_policy.label}: {engine_label(status)}", make_engine()
-        )
-        if rules_detector is not None:
-            rules_only = engine_system(
-                "safety-filter rules only",
-                "our shipped rule lists alone (classifier and NCII detector off)",
-                engine_for(rules_policy, {"rules": status["rules"]}),
-            )
-        else:
-            rules_only = System(
-                "safety-filter rules only", "our shipped rule lists alone", True, skipped="the rule lists did not load"
-            )
-        return [
-            ours,
-            rules_only,
-            alt_profanity_check(),
-            better_profanity(),
-            llm_guard_rules(rules_detector, block_categories),
-        ]
 
-    n_subjects = 4
-    total = 1
-    total += latency.steps(sizes, n_subjects) if "latency" in sections else 0
+def _meta(sizes: Sizes, policy: Policy, sections: tuple[str, ...], seed: int, started: float) -> dict[str, Any]:
+    try:
+        from importlib.metadata import version
+
+        package_version = version("safety-filter")
+    except Exception:
+        import safety_filter
+
+        package_version = getattr(safety_filter, "__version__", "unknown")
+    return {
+        "tool": "python -m benchmarks",
+        "size": sizes.name,
+        "started_utc": _dt.datetime.fromtimestamp(started, _dt.UTC).isoformat(timespec="seconds"),
+        "policy": policy.source,
+        "policy_version": policy.label,
+        "sections": list(sections),
+        "repeats": sizes.repeats,
+        "http_repeats": sizes.http_repeats or sizes.repeats,
+        "overhead_repeats": sizes.overhead_repeats or sizes.repeats,
+        "time_budgets_s": dict(sizes.budgets),
+        "stage_turns": sizes.stage_turns,
+        "seed": seed,
+        "safety_filter_version": package_version,
+    }
+
+
+def _steps(sizes: Sizes, sections: tuple[str, ...], rows: list[dict[str, Any]]) -> int:
+    total = 1  # the report
+    total += latency.steps(sizes, 4) if "latency" in sections else 0
     total += stages.steps(sizes) if "stages" in sections else 0
     total += overhead.steps(sizes) if "overhead" in sections else 0
     total += http_load.steps(sizes) if "http" in sections else 0
     total += streaming.steps(sizes) if "streaming" in sections else 0
     total += quality.steps(5) if "quality" in sections and rows else 0
-    bar = progress_bar(total, enabled=progress)
+    return total
+
+
+def _run_sections(
+    inputs: _Inputs, sections: tuple[str, ...], results: dict[str, Any], bar: tqdm, servers: Any, t0: float
+) -> None:
+    sizes, seed = inputs.sizes, inputs.seed
+    timings = results["meta"]["section_seconds"] = {"setup": round(time.perf_counter() - t0, 2)}
+    runners: dict[str, Callable[[], dict[str, Any]]] = {
+        "latency": lambda: _with_engine(inputs, lambda e: latency.run(inputs.status, e, sizes, bar, seed=seed + 1)),
+        "stages": lambda: _with_engine(
+            inputs,
+            lambda e: stages.run(inputs.status, e, sizes, bar, _harmful(inputs), inputs.fp32_checkpoint, seed=seed + 6),
+        ),
+        "overhead": lambda: overhead.run(inputs.engine, sizes, bar, seed=seed + 2),
+        "http": lambda: http_load.run(inputs.policy_path, sizes, bar, seed=seed + 3, servers=servers),
+        "streaming": lambda: streaming.run(
+            inputs.engine, sizes, bar, inputs.block_items, inputs.items_source, seed=seed + 4
+        ),
+        "quality": lambda: _quality(inputs, bar),
+    }
+    for name in SECTIONS:
+        if name in sections:
+            began = time.perf_counter()
+            results[name] = runners[name]()
+            timings[name] = round(time.perf_counter() - began, 2)
+
+
+def _with_engine(inputs: _Inputs, measure: Callable[[Engine], dict[str, Any]]) -> dict[str, Any]:
+    engine = inputs.engine()
     try:
-        section_t0 = t0
-        timings = results["meta"]["section_seconds"] = {}
-
-        def lap(name: str) -> None:
-            nonlocal section_t0
-            now = time.perf_counter()
-            timings[name] = round(now - section_t0, 2)
-            section_t0 = now
-
-        lap("setup")
-        if "latency" in sections:
-            engine = make_engine()
-            results["latency"] = latency.run(status, engine, sizes, bar, seed=seed + 1)
-            engine.close()
-            lap("latency")
-        if "stages" in sections:
-            engine = make_engine()
-            harmful = [str(r["text"]) for r in rows if row_labels(r)][: sizes.stage_harmful]
-            checkpoint = Path(fp32_checkpoint) if fp32_checkpoint else DEFAULT_FP32_CHECKPOINT
-            results["stages"] = stages.run(status, engine, sizes, bar, harmful, checkpoint, seed=seed + 6)
-            engine.close()
-            lap("stages")
-        if "overhead" in sections:
-            results["overhead"] = overhead.run(make_engine, sizes, bar, seed=seed + 2)
-            lap("overhead")
-        if "http" in sections:
-            results["http"] = http_load.run(policy_path, sizes, bar, seed=seed + 3, servers=servers)
-            lap("http")
-        if "streaming" in sections:
-            results["streaming"] = streaming.run(make_engine, sizes, bar, block_items, items_source, seed=seed + 4)
-            lap("streaming")
-        if "quality" in sections:
-            if rows:
-                results["quality"] = quality.run(quality_systems(), rows, sizes, bar, str(quality_path), seed=seed + 5)
-            else:
-                results["quality"] = {
-                    "skipped": f"no labelled evaluation set found (looked for {QUALITY_DATA}; pass --data FILE)"
-                }
-            lap("quality")
-        bar.set_description("bench: writing the report")
-        results["load"] = sampler.stop()
-        from benchmarks import plots, summary
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            results["plots"] = plots.plots(results, out)
-        lap("report")
-        results["meta"]["duration_seconds"] = time.perf_counter() - t0
-        results = summary.clean(results)
-        results["headline"] = summary.headline(results)
-        (out / "results.json").write_text(
-            json.dumps(results, indent=1, default=_jsonable, ensure_ascii=False, allow_nan=False) + "\n",
-            encoding="utf-8",
-        )
-        (out / "summary.md").write_text(summary.summary(results), encoding="utf-8")
-        bar.update()
+        return measure(engine)
     finally:
-        for server in servers or ():
-            server.__exit__()  # no-op when the section already stopped it
-        bar.close()
-        if "load" not in results:
-            sampler.stop()
+        engine.close()
+
+
+def _harmful(inputs: _Inputs) -> list[str]:
+    return [str(r["text"]) for r in inputs.rows if row_labels(r)][: inputs.sizes.stage_harmful]
+
+
+def _quality(inputs: _Inputs, bar: tqdm) -> dict[str, Any]:
+    if not inputs.rows:
+        return {"skipped": f"no labelled evaluation set found (looked for {QUALITY_DATA}; pass --data FILE)"}
+    systems = _quality_systems(inputs)
+    return quality.run(systems, inputs.rows, inputs.sizes, bar, str(inputs.quality_path), seed=inputs.seed + 5)
+
+
+def _quality_systems(inputs: _Inputs) -> list[System]:
+    policy, status, rules_detector = inputs.policy, inputs.status, inputs.rules_detector()
+    block_categories = {c for c in policy.categories if policy.rule(c, "prompt").action == "block"}
+    ours = engine_system(
+        "safety-filter", f"full engine, policy {policy.label}: {engine_label(status)}", inputs.engine()
+    )
+    if rules_detector is not None:
+        rules_only = engine_system(
+            "safety-filter rules only",
+            "our shipped rule lists alone (classifier and NCII detector off)",
+            engine_for(bench_policy(inputs.policy_path, only=("rules",)), {"rules": status["rules"]}),
+        )
+    else:
+        rules_only = System(
+            "safety-filter rules only", "our shipped rule lists alone", True, skipped="the rule lists did not load"
+        )
+    return [
+        ours,
+        rules_only,
+        alt_profanity_check(),
+        better_profanity(),
+        llm_guard_rules(rules_detector, block_categories),
+    ]
+
+
+def _write_report(results: dict[str, Any], out: Path, t0: float) -> dict[str, Any]:
+    began = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        results["plots"] = plots.plots(results, out)
+    results["meta"]["section_seconds"]["report"] = round(time.perf_counter() - began, 2)
+    results["meta"]["duration_seconds"] = time.perf_counter() - t0
+    results = summary.clean(results)
+    results["headline"] = summary.headline(results)
+    (out / "results.json").write_text(
+        json.dumps(results, indent=1, default=_jsonable, ensure_ascii=False, allow_nan=False) + "\n",
+        encoding="utf-8",
+    )
+    (out / "summary.md").write_text(summary.summary(results), encoding="utf-8")
     return results
 
 

@@ -1,10 +1,11 @@
 """2. Cost of each stage per chat turn, the classifier's escalation rate, and plain fp32 inference.
 
 A turn is a 1 KB benign prompt and its 2 KB benign completion, first seen (a fresh nonce for
-every stage and every turn, so no cache answers). Each stage is timed by calling that piece
-directly on both texts: text normalisation (`model_view`), the classifier's tokenizer (on the
-model view, as the classifier reads it), the rules, classifier and NCII detectors, and the
-engine (`check_sync` of the prompt, then of the completion: every detector plus the policy).
+every stage and every turn, so no cache answers); each turn runs every stage, so drift in the
+machine's load hits them alike. Each stage is timed by calling that piece directly on both
+texts: text normalisation (`model_view`), the classifier's tokenizer (on the model view, as the
+classifier reads it), the rules, classifier and NCII detectors, and the engine (`check_sync`
+of the prompt, then of the completion: every detector plus the policy).
 
 Escalation: a classifier with a first stage exposes `stats()`, cumulative counters such as
 {"windows": int, "escalated": int}; the rate is escalated / windows over each measurement
@@ -17,6 +18,7 @@ checkpoint is missing.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import random
 import time
@@ -66,6 +68,7 @@ class Escalation:
         stats = getattr(classifier, "stats", None)
         self.stats = stats if callable(stats) else None
         self.before: dict[str, Any] = {}
+        self.delta: dict[str, float] = {}  # summed over every `with` block
 
     def __enter__(self) -> Escalation:
         self.before = dict(self.stats()) if self.stats else {}
@@ -73,7 +76,9 @@ class Escalation:
 
     def __exit__(self, *exc: object) -> None:
         after = dict(self.stats()) if self.stats else {}
-        self.delta = {k: after[k] - self.before.get(k, 0) for k in after if isinstance(after[k], int | float)}
+        for key, value in after.items():
+            if isinstance(value, int | float):
+                self.delta[key] = self.delta.get(key, 0) + value - self.before.get(key, 0)
 
     def figures(self) -> dict[str, Any]:
         if self.stats is None:
@@ -102,26 +107,34 @@ def run(
 
     out: dict[str, Any] = {"turn": "1 KB prompt + 2 KB completion, benign, first seen", "stages": {}}
     clf = _detector(status, "classifier")
-    for name, call in _stage_calls(status, engine).items():
-        progress.set_description(f"bench: stages {name}")
-        if call is None:
-            out["stages"][name] = {"available": False}
-            progress.update()
-            continue
+    calls = {name: call for name, call in _stage_calls(status, engine).items() if call is not None}
+    seconds: dict[str, list[float]] = {name: [] for name in calls}
+    escalation = Escalation(clf)
+    for call in calls.values():
         call(turn())  # warm-up
-        seconds: list[float] = []
-        with Escalation(clf) as escalation:
-            while not seconds or (len(seconds) < planned and time.perf_counter() < deadline):
-                texts = turn()
+    progress.set_description("bench: stages")
+    # turn by turn, every stage once: drift in the machine's load hits every stage alike
+    while not seconds["normalisation"] or (len(seconds["normalisation"]) < planned and time.perf_counter() < deadline):
+        for name, call in calls.items():
+            texts = turn()
+            with escalation if name == "classifier" else contextlib.nullcontext():
                 t0 = time.perf_counter()
                 call(texts)
-                seconds.append(time.perf_counter() - t0)
-        entry = {"available": True, "turns": len(seconds), "planned_turns": planned, **summarize_ms(seconds)}
-        entry["cut"] = len(seconds) < planned
-        if name == "classifier":
-            out["escalation"] = {"benign turn": escalation.figures()}
-        out["stages"][name] = entry
-        progress.update()
+                seconds[name].append(time.perf_counter() - t0)
+    for name in STAGES:
+        if name not in calls:
+            out["stages"][name] = {"available": False}
+            continue
+        turns = len(seconds[name])
+        out["stages"][name] = {
+            "available": True,
+            "turns": turns,
+            "planned_turns": planned,
+            **summarize_ms(seconds[name]),
+        }
+        out["stages"][name]["cut"] = turns < planned
+    out["escalation"] = {"benign turn": escalation.figures()}
+    progress.update(len(STAGES))
     out.setdefault("escalation", {})["harmful texts"] = _harmful_escalation(clf, harmful, deadline)
     progress.update()
     progress.set_description("bench: stages fp32 comparison")

@@ -87,9 +87,17 @@ async def _run(
     out: dict[str, Any] = {
         "settings": settings.model_dump(),
         "azure_async_filter_lag_chars": AZURE_ASYNC_LAG_CHARS,
-        "ttft": {},
     }
-    # -- TTFT
+    out["ttft"] = await _ttft_modes(make_engine, sizes, progress, rng, settings.check_every_chars)
+    out["block_lag"] = await _block_lag(engine, sizes, progress, items, items_source, started)
+    engine.close()
+    return out
+
+
+async def _ttft_modes(
+    make_engine, sizes: Sizes, progress: tqdm, rng: random.Random, check_every: int
+) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    out: dict[str, Any] = {}
     for mode, pace, chars, n, concurrent in (
         ("unpaced", 0.0, PACED_COMPLETION_CHARS, sizes.ttft_requests, 1),
         ("paced", PACE_SECONDS, PACED_COMPLETION_CHARS, sizes.ttft_paced_requests, 5),
@@ -110,9 +118,14 @@ async def _run(
         merged.update({"pace_s_per_event": pace, "event_chars": 4, "completion_chars": chars})
         if pace:
             merged["chars_per_second"] = 4 / pace
-            merged["expected_wait_ms"] = settings.check_every_chars / (4 / pace) * 1000
-        out["ttft"][mode] = merged
-    # -- block lag
+            merged["expected_wait_ms"] = check_every / (4 / pace) * 1000
+        out[mode] = merged
+    return out
+
+
+async def _block_lag(
+    engine: Any, sizes: Sizes, progress: tqdm, items: list[dict[str, Any]], items_source: str, started: float
+) -> dict[str, Any]:
     model = EchoModel(completion_chars=256)
     filtered = SafetyFilterMiddleware(model, engine=engine, audit=AuditLog(None))
     per_item: list[dict[str, Any]] = []
@@ -169,8 +182,7 @@ async def _run(
             "lag_zero_share": sum(1 for x in lags if x == 0) / len(lags) if lags else None,
             "not_blocked_ids": o["missed"],
         }
-    engine.close()
-    out["block_lag"] = {
+    return {
         "items": done_items,
         "items_available": len(items),
         "items_source": items_source,
@@ -183,7 +195,6 @@ async def _run(
         },
         "nonzero": [p for p in per_item if p["lag"] > 0][:50],
     }
-    return out
 
 
 # -- the blocked-stream set ------------------------------------------------------------------

@@ -167,12 +167,13 @@ def _bench(args: argparse.Namespace) -> int:
     """`safety-filter bench ARGS`: `python -m benchmarks ARGS`, which only a checkout (or an sdist) has."""
     try:
         from benchmarks.cli import main as bench_main
-    except ImportError:
-        print(
-            "safety-filter bench: the benchmark is not part of the installed package; "
-            "run it from a checkout: pip install -e '.[bench]' && python -m benchmarks --quick",
-            file=sys.stderr,
-        )
+    except ImportError as exc:
+        if (exc.name or "benchmarks").partition(".")[0] == "benchmarks":
+            problem = "the benchmark is not part of the installed package; run it from a checkout"
+        else:
+            problem = f"the benchmark needs {exc.name}"
+        hint = "pip install -e '.[bench]' && python -m benchmarks --quick"
+        print(f"safety-filter bench: {problem}: {hint}", file=sys.stderr)
         return 2
     return bench_main(args.bench_args, prog="safety-filter bench")
 
