@@ -47,6 +47,7 @@ def _latency(plt: Any, lat: dict[str, Any], label: str) -> Any:
                 label=name,
             )
             _mark_cut_cells(ax, [c for c in s["cells"] if c["batch"] == batch], name)
+        _mark_skipped_cells(ax, subjects, batch)
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ax.set_xlabel("text length (tokens)")
@@ -234,7 +235,7 @@ def _quality(plt: Any, q: dict[str, Any], label: str) -> Any:
 
 
 def _mark_cut_cells(ax: Any, cells: list[dict[str, Any]], name: str) -> None:
-    """A red ring on cells with fewer repeats than planned, a red 'cut' tick for cells never run."""
+    """A red ring on the cells that ran fewer repeats than planned (the time budget)."""
     short = [c for c in cells if c.get("cut") and "skipped" not in c]
     if short:
         ax.scatter(
@@ -246,14 +247,21 @@ def _mark_cut_cells(ax: Any, cells: list[dict[str, Any]], name: str) -> None:
             zorder=3,
             label=f"{name}: fewer repeats (time budget)",
         )
-    for c in cells:
-        if "skipped" in c:
-            ax.annotate(
-                f"{name}: cut",
-                (c["tokens"], 0.02),
-                xycoords=("data", "axes fraction"),
-                color="red",
-                fontsize=7,
-                rotation=90,
-                ha="center",
-            )
+
+
+def _mark_skipped_cells(ax: Any, subjects: list[tuple[str, dict[str, Any]]], batch: int) -> None:
+    """One red note per text length whose cells the time budget left out, naming the subjects."""
+    skipped: dict[int, list[str]] = {}
+    for name, s in subjects:
+        for c in s["cells"]:
+            if c["batch"] == batch and "skipped" in c:
+                skipped.setdefault(c["tokens"], []).append(name)
+    for tokens, names in skipped.items():
+        ax.annotate(
+            "not run\n(time budget):\n" + "\n".join(names),
+            (tokens, 0.03),
+            xycoords=("data", "axes fraction"),
+            color="red",
+            fontsize=7,
+            ha="right",
+        )

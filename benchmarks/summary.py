@@ -50,9 +50,10 @@ def headline(results: dict[str, Any], tables: dict[str, Table] | None = None) ->
         )
     if "overhead" in tables:
         names = [row[0] for row in tables["overhead"].rows]
-        refs = [("overhead", n, c) for n in names for c in ("added p50 (ms)", "ratio p50")]
+        refs = [("overhead", n, c) for n in names for c in ("added p50 (ms)", "ratio p50", "answered with")]
         line(
-            "- Added latency per chat turn (in-process, p50): " + ", ".join(f"{n} **{{}} ms** ({{}})" for n in names),
+            "- Added latency per chat turn (in-process, p50): "
+            + ", ".join(f"{n} **{{}} ms** ({{}}, answered {{}})" for n in names),
             *refs,
         )
     if "http" in tables:

@@ -73,6 +73,7 @@ def overhead_table(ov: dict[str, Any]) -> Table:
             "added p99 (ms)",
             "ratio p50",
             "requests",
+            "answered with",
         ],
     )
     for name, s in ov["scenarios"].items():
@@ -86,6 +87,7 @@ def overhead_table(ov: dict[str, Any]) -> Table:
             num(s["added_p99_ms"], "{:.1f}"),
             num(s["ratio_p50"], "x{:.1f}"),
             requests,
+            " and ".join(map(str, s.get("statuses", []))) or "n/a",
         )
     return table
 
