@@ -82,7 +82,7 @@ class Escalation:
 
     def figures(self) -> dict[str, Any]:
         if self.stats is None:
-            return {"rate": None, "reason": "the classifier has no stats() (no first stage)"}
+            return {"rate": None, "reason": "the classifier is not available or has no stats() (no first stage)"}
         windows, escalated = self.delta.get("windows", 0), self.delta.get("escalated", 0)
         return {"windows": windows, "escalated": escalated, "rate": escalated / windows if windows else None}
 
@@ -133,9 +133,11 @@ def run(
             **summarize_ms(seconds[name]),
         }
         out["stages"][name]["cut"] = turns < planned
-    out["escalation"] = {"benign turn": escalation.figures()}
     progress.update(len(STAGES))
-    out.setdefault("escalation", {})["harmful texts"] = _harmful_escalation(clf, harmful, deadline)
+    out["escalation"] = {
+        "benign turn": escalation.figures(),
+        "harmful texts": _harmful_escalation(clf, harmful, deadline),
+    }
     progress.update()
     progress.set_description("bench: stages fp32 comparison")
     out["fp32"] = fp32_comparison(clf, turn(), fp32_checkpoint)
