@@ -1,5 +1,5 @@
-"""`python -m benchmarks ...` from a checkout: the same entry as `safety-filter bench`."""
+"""`python -m benchmarks ...`: the benchmark's command line (also `safety-filter bench` in a checkout)."""
 
-from safety_filter.bench import main
+from benchmarks.cli import main
 
 raise SystemExit(main())

@@ -21,8 +21,8 @@ import json
 import random
 from pathlib import Path
 
-from safety_filter.benchmarking.common import benign_chars
-from safety_filter.benchmarking.streaming import planted_items
+from benchmarks.common import benign_chars
+from benchmarks.streaming import planted_items
 from safety_filter.detectors.rules import RulesDetector
 from safety_filter.evaluation import row_labels
 

@@ -154,10 +154,30 @@ def _parser() -> argparse.ArgumentParser:
 
     add_blocklist_parser(sub)
 
-    from safety_filter.bench import add_bench_parser
-
-    add_bench_parser(sub)
+    bench = sub.add_parser(
+        "bench",
+        help="benchmark latency, throughput, streaming and quality (from a checkout; see benchmarks/README.md)",
+        add_help=False,
+        prefix_chars="\0",  # every argument, --help included, goes to the benchmark's own parser
+    )
+    bench.add_argument("bench_args", nargs="*")
+    bench.set_defaults(run=_bench)
     return parser
+
+
+def _bench(args: argparse.Namespace) -> int:
+    """`safety-filter bench ARGS`: `python -m benchmarks ARGS`, which only a checkout (or an sdist) has."""
+    try:
+        from benchmarks.cli import main as bench_main
+    except ImportError as exc:
+        if (exc.name or "benchmarks").partition(".")[0] == "benchmarks":
+            problem = "the benchmark is not part of the installed package; run it from a checkout"
+        else:
+            problem = f"the benchmark needs {exc.name}"
+        hint = "pip install -e '.[bench]' && python -m benchmarks --quick"
+        print(f"safety-filter bench: {problem}: {hint}", file=sys.stderr)
+        return 2
+    return bench_main(args.bench_args, prog="safety-filter bench")
 
 
 def _policy_options(parser: argparse.ArgumentParser) -> None:

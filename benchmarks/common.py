@@ -6,6 +6,7 @@ examples come from data files (the held-out test split, `benchmarks/data/`, the 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import random
@@ -13,10 +14,13 @@ import statistics
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+from tqdm import tqdm
 
 from safety_filter.detectors import build_detectors
 from safety_filter.detectors.base import Detector
@@ -47,6 +51,8 @@ class Sizes:
     ttft_paced_requests: int = 10  # streams per target per repeat, paced like a model
     block_items: int = 40  # blocked streams
     block_event_sizes: tuple[int, ...] = (1, 4, 16, 64)
+    stage_turns: int = 10  # chat turns per stage in the stage-cost table
+    stage_harmful: int = 64  # harmful test texts for the escalation rate
     quality_rows: int | None = None  # None: the whole evaluation set
     quality_latency_texts: int = 100  # single-text latency sample per system
     budgets: dict[str, float] = field(default_factory=dict)  # section -> seconds; work past it is cut and reported
@@ -70,7 +76,7 @@ SIZES: dict[str, Sizes] = {
         block_event_sizes=(1, 4, 16, 64),
         quality_rows=None,
         quality_latency_texts=60,
-        budgets={"latency": 120.0, "overhead": 90.0, "streaming": 120.0},
+        budgets={"latency": 120.0, "stages": 60.0, "overhead": 90.0, "streaming": 120.0},
     ),
     "quick": Sizes(
         name="quick",
@@ -89,7 +95,9 @@ SIZES: dict[str, Sizes] = {
         block_event_sizes=(1, 64),
         quality_rows=120,
         quality_latency_texts=10,
-        budgets={"latency": 18.0, "overhead": 10.0, "streaming": 14.0},
+        stage_turns=3,
+        stage_harmful=16,
+        budgets={"latency": 18.0, "stages": 12.0, "overhead": 10.0, "streaming": 14.0},
     ),
     "tiny": Sizes(
         name="tiny",
@@ -99,7 +107,8 @@ SIZES: dict[str, Sizes] = {
         latency_tokens=(32, 128),
         latency_batches=(1, 4),
         overhead_requests=2,
-        http_requests={1: 2, 8: 8, 32: 32, 128: 128},
+        http_concurrency=(1, 32),  # 32: the level the headline quotes
+        http_requests={1: 2, 32: 32},
         http_time_cap=0.5,
         http_repeats=1,
         ttft_requests=2,
@@ -110,7 +119,9 @@ SIZES: dict[str, Sizes] = {
         block_event_sizes=(4, 64),
         quality_rows=30,
         quality_latency_texts=2,
-        budgets={"latency": 8.0, "overhead": 4.0, "streaming": 6.0},
+        stage_turns=1,
+        stage_harmful=4,
+        budgets={"latency": 8.0, "stages": 4.0, "overhead": 4.0, "streaming": 6.0},
     ),
 }
 
@@ -175,10 +186,8 @@ class LoadSampler:
         self._t0 = time.monotonic()
 
     def _sample(self) -> None:
-        try:
+        with contextlib.suppress(OSError):  # no load average on this platform
             self.samples.append((round(time.monotonic() - self._t0, 1), os.getloadavg()))
-        except OSError:  # pragma: no cover
-            pass
 
     def _run(self) -> None:
         while not self._stop.wait(self.every):
@@ -205,29 +214,13 @@ class LoadSampler:
 # -- statistics ----------------------------------------------------------------------------
 
 
-def percentile(values: Sequence[float], q: float) -> float:
-    """Linear-interpolated percentile (q in 0..100), like numpy's default."""
-    if not values:
-        return float("nan")
-    xs = sorted(values)
-    if len(xs) == 1:
-        return float(xs[0])
-    pos = (len(xs) - 1) * q / 100.0
-    lo = int(pos)
-    hi = min(lo + 1, len(xs) - 1)
-    return float(xs[lo] + (xs[hi] - xs[lo]) * (pos - lo))
-
-
 def summarize_ms(seconds: Sequence[float]) -> dict[str, Any]:
     """p50/p95/p99/mean in milliseconds of one run's samples."""
-    ms = [s * 1000.0 for s in seconds]
-    return {
-        "n": len(ms),
-        "p50_ms": percentile(ms, 50),
-        "p95_ms": percentile(ms, 95),
-        "p99_ms": percentile(ms, 99),
-        "mean_ms": statistics.fmean(ms) if ms else float("nan"),
-    }
+    if not seconds:
+        return {"n": 0, "p50_ms": float("nan"), "p95_ms": float("nan"), "p99_ms": float("nan"), "mean_ms": float("nan")}
+    ms = np.asarray(seconds, dtype=np.float64) * 1000.0
+    p50, p95, p99 = (float(x) for x in np.percentile(ms, (50, 95, 99)))
+    return {"n": int(ms.size), "p50_ms": p50, "p95_ms": p95, "p99_ms": p99, "mean_ms": float(ms.mean())}
 
 
 def added_ms(without: Sequence[float], with_filter: Sequence[float]) -> dict[str, Any]:
@@ -256,129 +249,16 @@ def median_of_runs(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 # -- benign texts --------------------------------------------------------------------------
 
-_WORDS = [
-    "the",
-    "model",
-    "answers",
-    "questions",
-    "about",
-    "travel",
-    "cooking",
-    "gardening",
-    "and",
-    "history",
-    "with",
-    "short",
-    "clear",
-    "sentences",
-    "please",
-    "summarise",
-    "this",
-    "report",
-    "for",
-    "the",
-    "weekly",
-    "meeting",
-    "our",
-    "team",
-    "reviewed",
-    "the",
-    "budget",
-    "and",
-    "the",
-    "schedule",
-    "for",
-    "the",
-    "next",
-    "quarter",
-    "the",
-    "weather",
-    "was",
-    "mild",
-    "and",
-    "the",
-    "train",
-    "arrived",
-    "on",
-    "time",
-    "we",
-    "compared",
-    "three",
-    "recipes",
-    "for",
-    "bread",
-    "and",
-    "chose",
-    "the",
-    "one",
-    "with",
-    "more",
-    "water",
-    "and",
-    "a",
-    "longer",
-    "rest",
-    "le",
-    "modèle",
-    "répond",
-    "aux",
-    "questions",
-    "sur",
-    "les",
-    "voyages",
-    "la",
-    "cuisine",
-    "le",
-    "jardinage",
-    "et",
-    "l'histoire",
-    "avec",
-    "des",
-    "phrases",
-    "courtes",
-    "et",
-    "claires",
-    "merci",
-    "de",
-    "résumer",
-    "ce",
-    "rapport",
-    "pour",
-    "la",
-    "réunion",
-    "de",
-    "la",
-    "semaine",
-    "notre",
-    "équipe",
-    "a",
-    "revu",
-    "le",
-    "budget",
-    "et",
-    "le",
-    "calendrier",
-    "du",
-    "prochain",
-    "trimestre",
-    "il",
-    "faisait",
-    "doux",
-    "et",
-    "le",
-    "train",
-    "est",
-    "arrivé",
-    "à",
-    "l'heure",
-    "nous",
-    "avons",
-    "comparé",
-    "trois",
-    "recettes",
-    "de",
-    "pain",
-]
+_WORD_POOL = (  # benign English and French words the filler text is drawn from
+    "the model answers questions about travel cooking gardening and history with short clear sentences "
+    "please summarise this report for the weekly meeting our team reviewed the budget and the schedule "
+    "for the next quarter the weather was mild and the train arrived on time we compared three recipes "
+    "for bread and chose the one with more water and a longer rest le modèle répond aux questions sur les "
+    "voyages la cuisine le jardinage et l'histoire avec des phrases courtes et claires merci de résumer "
+    "ce rapport pour la réunion de la semaine notre équipe a revu le budget et le calendrier du prochain "
+    "trimestre il faisait doux et le train est arrivé à l'heure nous avons comparé trois recettes de pain"
+)
+_WORDS = _WORD_POOL.split()
 
 
 def benign_text(rng: random.Random, n_words: int, nonce: str = "") -> str:
@@ -471,60 +351,6 @@ def engine_label(status: dict[str, DetectorStatus]) -> str:
 # -- progress ------------------------------------------------------------------------------
 
 
-class Progress:
-    """One progress bar over the whole run (tqdm when installed, else a plain stderr bar)."""
-
-    def __init__(self, total: int, enabled: bool = True) -> None:
-        self.total = total
-        self.done = 0
-        self.enabled = enabled
-        self.stage = ""
-        self._bar: Any = None
-        self._last = 0.0
-        if enabled:
-            try:
-                from tqdm import tqdm
-
-                self._bar = tqdm(
-                    total=total, desc="bench", unit="step", file=sys.stderr, dynamic_ncols=True, leave=True
-                )
-            except ImportError:
-                self._bar = None
-
-    def set_stage(self, stage: str) -> None:
-        self.stage = stage
-        if self._bar is not None:
-            self._bar.set_description(f"bench: {stage}")
-        else:
-            self._draw(force=True)
-
-    def step(self, n: int = 1) -> None:
-        self.done += n
-        if self._bar is not None:
-            self._bar.update(n)
-        else:
-            self._draw()
-
-    def _draw(self, force: bool = False) -> None:
-        if not self.enabled:
-            return
-        now = time.monotonic()
-        if not force and now - self._last < 0.2 and self.done < self.total:
-            return
-        self._last = now
-        width = 30
-        filled = int(width * min(self.done, self.total) / max(1, self.total))
-        sys.stderr.write(f"\rbench [{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} {self.stage:<40}")
-        sys.stderr.flush()
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-        elif self.enabled:
-            sys.stderr.write("\n")
-
-
-def timed(fn: Callable[[], Any]) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
+def progress_bar(total: int, enabled: bool = True) -> tqdm:
+    """One bar over the whole run; sections call `set_description` and `update`."""
+    return tqdm(total=total, desc="bench", unit="step", file=sys.stderr, dynamic_ncols=True, disable=not enabled)

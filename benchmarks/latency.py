@@ -12,7 +12,9 @@ import random
 import time
 from typing import Any
 
-from safety_filter.benchmarking.common import DetectorStatus, Progress, Sizes, benign_text, median_of_runs, summarize_ms
+from tqdm import tqdm
+
+from benchmarks.common import DetectorStatus, Sizes, benign_text, median_of_runs, summarize_ms
 from safety_filter.engine import Engine
 
 
@@ -43,7 +45,7 @@ def steps(sizes: Sizes, n_subjects: int) -> int:
 
 
 def run(
-    status: dict[str, DetectorStatus], engine: Engine, sizes: Sizes, progress: Progress, seed: int = 1
+    status: dict[str, DetectorStatus], engine: Engine, sizes: Sizes, progress: tqdm, seed: int = 1
 ) -> dict[str, Any]:
     rng = random.Random(seed)
     serial = itertools.count()
@@ -61,17 +63,19 @@ def run(
         if fn is None:
             entry["error"] = status[name].error if name in status else "not built"
             results["subjects"][name] = entry
-            progress.step(len(sizes.latency_tokens) * len(sizes.latency_batches))
+            progress.update(len(sizes.latency_tokens) * len(sizes.latency_batches))
             continue
         deadline = time.perf_counter() + per_subject
         fn(_texts_of(min(sizes.latency_tokens), 1, counter, rng, serial))  # warm-up
         cells = []
         for tokens in sizes.latency_tokens:
             for batch in sizes.latency_batches:
-                progress.set_stage(f"latency {name} {tokens} tok x{batch}")
+                progress.set_description(f"latency {name} {tokens} tok x{batch}")
                 if cells and time.perf_counter() > deadline:  # the first cell always runs
-                    cells.append({"tokens": tokens, "batch": batch, "skipped": "over the section's time budget"})
-                    progress.step()
+                    cells.append(
+                        {"tokens": tokens, "batch": batch, "skipped": "over the section's time budget", "cut": True}
+                    )
+                    progress.update()
                     continue
                 runs = []
                 lengths = []
@@ -94,11 +98,12 @@ def run(
                     run_figures["calls"] = call["n"]
                     runs.append(run_figures)
                 cell = median_of_runs(runs)
+                cell["cut"] = len(runs) < sizes.repeats  # fewer repeats: the time budget ran out
                 cell.update(
                     {"tokens": tokens, "batch": batch, "measured_tokens_mean": sum(lengths) / max(1, len(lengths))}
                 )
                 cells.append(cell)
-                progress.step()
+                progress.update()
         entry["cells"] = cells
         results["subjects"][name] = entry
     return results

@@ -18,10 +18,12 @@ import random
 import time
 from typing import Any
 
+from tqdm import tqdm
+
+from benchmarks.common import Sizes, added_ms, benign_chars, median_of_runs
+from benchmarks.fake_app import EchoModel, asgi_call, chat_body
 from safety_filter.asgi.middleware import SafetyFilterMiddleware
 from safety_filter.audit import AuditLog
-from safety_filter.benchmarking.common import Progress, Sizes, added_ms, benign_chars
-from safety_filter.benchmarking.fake_app import EchoModel, asgi_call, chat_body
 from safety_filter.engine import Engine
 
 SCENARIOS = ("cold", "warm", "cached")
@@ -31,11 +33,11 @@ def steps(sizes: Sizes) -> int:
     return len(SCENARIOS) * (sizes.overhead_repeats or sizes.repeats)
 
 
-def run(make_engine, sizes: Sizes, progress: Progress, seed: int = 2) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def run(make_engine, sizes: Sizes, progress: tqdm, seed: int = 2) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     return asyncio.run(_run(make_engine, sizes, progress, seed))
 
 
-async def _run(make_engine, sizes: Sizes, progress: Progress, seed: int) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+async def _run(make_engine, sizes: Sizes, progress: tqdm, seed: int) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     rng = random.Random(seed)
     model = EchoModel(completion_chars=2048)
     serial = iter(range(10**9))
@@ -47,7 +49,7 @@ async def _run(make_engine, sizes: Sizes, progress: Progress, seed: int) -> dict
     for scenario in SCENARIOS:
         runs = []
         for _ in range(sizes.overhead_repeats or sizes.repeats):
-            progress.set_stage(f"overhead {scenario}")
+            progress.set_description(f"overhead {scenario}")
             engine: Engine = make_engine()  # a fresh cache per run
             filtered = SafetyFilterMiddleware(model, engine=engine, audit=AuditLog(None))
             fixed = benign_chars(rng, 1024, "fixed")
@@ -83,11 +85,10 @@ async def _run(make_engine, sizes: Sizes, progress: Progress, seed: int) -> dict
             figures = added_ms(base, with_mw)
             figures["requests"] = len(base)
             runs.append((figures, statuses, actions))
-            progress.step()
-        from safety_filter.benchmarking.common import median_of_runs
-
+            progress.update()
         merged = median_of_runs([r[0] for r in runs])
         merged["statuses"] = sorted({s for r in runs for s in r[1]})
+        merged["cut"] = any(r[0]["requests"] < sizes.overhead_requests for r in runs)  # by the time budget
         merged["last_action"] = runs[-1][2]
         out["scenarios"][scenario] = merged
     return out

@@ -25,10 +25,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tqdm import tqdm
+
+from benchmarks.common import Sizes, added_ms, benign_chars, median_of_runs
+from benchmarks.fake_app import EchoModel, asgi_call, chat_body
 from safety_filter.asgi.middleware import SafetyFilterMiddleware
 from safety_filter.audit import AuditLog
-from safety_filter.benchmarking.common import Progress, Sizes, added_ms, benign_chars, median_of_runs
-from safety_filter.benchmarking.fake_app import EchoModel, asgi_call, chat_body
 
 AZURE_ASYNC_LAG_CHARS = 1000  # Azure OpenAI "asynchronous filter" streaming mode, as documented
 PACE_SECONDS = 0.01
@@ -42,7 +44,7 @@ def steps(sizes: Sizes) -> int:
 def run(
     make_engine,
     sizes: Sizes,
-    progress: Progress,
+    progress: tqdm,
     block_items: list[dict[str, Any]],
     items_source: str,  # type: ignore[no-untyped-def]
     seed: int = 4,
@@ -76,7 +78,7 @@ async def _ttft(
 
 
 async def _run(
-    make_engine, sizes: Sizes, progress: Progress, items: list[dict[str, Any]], items_source: str, seed: int
+    make_engine, sizes: Sizes, progress: tqdm, items: list[dict[str, Any]], items_source: str, seed: int
 ) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     rng = random.Random(seed)
     started = time.perf_counter()
@@ -85,9 +87,17 @@ async def _run(
     out: dict[str, Any] = {
         "settings": settings.model_dump(),
         "azure_async_filter_lag_chars": AZURE_ASYNC_LAG_CHARS,
-        "ttft": {},
     }
-    # -- TTFT
+    out["ttft"] = await _ttft_modes(make_engine, sizes, progress, rng, settings.check_every_chars)
+    out["block_lag"] = await _block_lag(engine, sizes, progress, items, items_source, started)
+    engine.close()
+    return out
+
+
+async def _ttft_modes(
+    make_engine, sizes: Sizes, progress: tqdm, rng: random.Random, check_every: int
+) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    out: dict[str, Any] = {}
     for mode, pace, chars, n, concurrent in (
         ("unpaced", 0.0, PACED_COMPLETION_CHARS, sizes.ttft_requests, 1),
         ("paced", PACE_SECONDS, PACED_COMPLETION_CHARS, sizes.ttft_paced_requests, 5),
@@ -95,7 +105,7 @@ async def _run(
         model = EchoModel(completion_chars=chars, piece=4, pace=pace)
         runs = []
         for r in range(sizes.repeats):
-            progress.set_stage(f"streaming ttft {mode}")
+            progress.set_description(f"streaming ttft {mode}")
             run_engine = make_engine()
             filtered = SafetyFilterMiddleware(model, engine=run_engine, audit=AuditLog(None))
             await asgi_call(
@@ -103,14 +113,19 @@ async def _run(
             )
             runs.append(await _ttft(model, filtered, rng, n, concurrent, f"t{mode}{r}-"))
             run_engine.close()
-            progress.step()
+            progress.update()
         merged = median_of_runs(runs)
         merged.update({"pace_s_per_event": pace, "event_chars": 4, "completion_chars": chars})
         if pace:
             merged["chars_per_second"] = 4 / pace
-            merged["expected_wait_ms"] = settings.check_every_chars / (4 / pace) * 1000
-        out["ttft"][mode] = merged
-    # -- block lag
+            merged["expected_wait_ms"] = check_every / (4 / pace) * 1000
+        out[mode] = merged
+    return out
+
+
+async def _block_lag(
+    engine: Any, sizes: Sizes, progress: tqdm, items: list[dict[str, Any]], items_source: str, started: float
+) -> dict[str, Any]:
     model = EchoModel(completion_chars=256)
     filtered = SafetyFilterMiddleware(model, engine=engine, audit=AuditLog(None))
     per_item: list[dict[str, Any]] = []
@@ -122,7 +137,7 @@ async def _run(
     for i, item in enumerate(items):
         if done_items and time.perf_counter() > deadline:
             break  # the time budget: fewer streams, reported in `streams`
-        progress.set_stage(f"streaming block lag, stream {i + 1}/{len(items)}")
+        progress.set_description(f"streaming block lag, stream {i + 1}/{len(items)}")
         for piece in sizes.block_event_sizes:
             nonce = f"blk{piece}x{i}"
             model.replies[nonce] = item["text"]
@@ -150,7 +165,7 @@ async def _run(
             else:
                 outcome[piece]["missed"].append(item.get("id", str(i)))
         done_items += 1
-    progress.step(len(sizes.block_event_sizes))
+    progress.update(len(sizes.block_event_sizes))
     lag_by_size: dict[str, Any] = {}
     all_lags: list[int] = []
     for piece, o in outcome.items():
@@ -167,8 +182,7 @@ async def _run(
             "lag_zero_share": sum(1 for x in lags if x == 0) / len(lags) if lags else None,
             "not_blocked_ids": o["missed"],
         }
-    engine.close()
-    out["block_lag"] = {
+    return {
         "items": done_items,
         "items_available": len(items),
         "items_source": items_source,
@@ -181,7 +195,6 @@ async def _run(
         },
         "nonzero": [p for p in per_item if p["lag"] > 0][:50],
     }
-    return out
 
 
 # -- the blocked-stream set ------------------------------------------------------------------

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from safety_filter.benchmarking.common import benign_chars
+from benchmarks.common import benign_chars
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -110,9 +110,8 @@ async def _send_bytes(send: Callable[[Message], Awaitable[None]], status: int, d
 
 def stream_events(reply: str, piece: int) -> list[bytes]:
     head = {"id": "s1", "object": "chat.completion.chunk", "created": 1, "model": "bench"}
-    events = [
-        f"data: {json.dumps({**head, 'choices': [{'index': 0, 'delta': {'role': 'assistant'}, 'finish_reason': None}]})}\n\n".encode()
-    ]
+    opening = {"index": 0, "delta": {"role": "assistant"}, "finish_reason": None}
+    events = [f"data: {json.dumps({**head, 'choices': [opening]})}\n\n".encode()]
     for start in range(0, len(reply), piece):
         choice = {"index": 0, "delta": {"content": reply[start : start + piece]}, "finish_reason": None}
         events.append(f"data: {json.dumps({**head, 'choices': [choice]})}\n\n".encode())

@@ -1,7 +1,7 @@
 """Servers for the HTTP benchmark, each in its own process on 127.0.0.1.
 
-    python -m safety_filter.benchmarking.servers upstream --port N
-    python -m safety_filter.benchmarking.servers filter --port N --upstream http://127.0.0.1:M [--policy FILE]
+    python -m benchmarks.servers upstream --port N
+    python -m benchmarks.servers filter --port N --upstream http://127.0.0.1:M [--policy FILE]
 
 `upstream` is the fake model (`EchoModel`); `filter` is what `safety-filter serve --upstream`
 runs (the middleware in front of `UpstreamProxy`), with the policy's detectors that load (one
@@ -20,7 +20,7 @@ import time
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m safety_filter.benchmarking.servers")
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.servers")
     parser.add_argument("kind", choices=["upstream", "filter"])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--upstream")
@@ -32,13 +32,13 @@ def main(argv: list[str] | None = None) -> int:
 
     info: dict[str, object] = {"pid": os.getpid()}
     if args.kind == "upstream":
-        from safety_filter.benchmarking.fake_app import EchoModel
+        from benchmarks.fake_app import EchoModel
 
         app = EchoModel(completion_chars=2048)
     else:
+        from benchmarks.common import bench_policy, engine_for, engine_label, load_detectors
         from safety_filter.asgi.middleware import SafetyFilterMiddleware
         from safety_filter.audit import AuditLog
-        from safety_filter.benchmarking.common import bench_policy, engine_for, engine_label, load_detectors
         from safety_filter.serve.proxy import UpstreamProxy
 
         policy = bench_policy(args.policy)

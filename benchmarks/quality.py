@@ -18,8 +18,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from safety_filter.benchmarking.common import Progress, Sizes, summarize_ms
-from safety_filter.benchmarking.peers import System
+from tqdm import tqdm
+
+from benchmarks.common import Sizes, summarize_ms
+from benchmarks.peers import System
 from safety_filter.evaluation import evaluate_verdicts, row_labels
 
 PLAIN_BENIGN_KINDS = {"", "normal", "neither", "benign", "none"}
@@ -66,7 +68,7 @@ def _any_scored(item: dict[str, Any]) -> dict[str, Any]:
 
 
 def run(
-    systems: list[System], rows: list[dict[str, Any]], sizes: Sizes, progress: Progress, data_source: str, seed: int = 5
+    systems: list[System], rows: list[dict[str, Any]], sizes: Sizes, progress: tqdm, data_source: str, seed: int = 5
 ) -> dict[str, Any]:
     rng = random.Random(seed)
     texts = [str(r["text"]) for r in rows]
@@ -90,12 +92,12 @@ def run(
         for label in row_labels(r):
             out["label_counts"][label] = out["label_counts"].get(label, 0) + 1
     for system in systems:
-        progress.set_stage(f"quality {system.name}")
+        progress.set_description(f"quality {system.name}")
         entry: dict[str, Any] = {"description": system.description, "per_category": system.per_category, **system.extra}
         if system.score is None:
             entry["skipped"] = system.skipped
             out["systems"][system.name] = entry
-            progress.step()
+            progress.update()
             continue
         scored: list[dict[str, Any]] = []
         t0 = time.perf_counter()
@@ -140,5 +142,5 @@ def run(
         entry["single_text"] = summarize_ms(single)
         entry["seconds_total"] = total
         out["systems"][system.name] = entry
-        progress.step()
+        progress.update()
     return out

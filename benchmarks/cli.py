@@ -1,9 +1,9 @@
-"""`safety-filter bench`: run the benchmark and write its report (needs the `bench` extra).
+"""Run the benchmark and write its report (needs the `bench` extra).
 
-    safety-filter bench [--quick] [--out DIR] [--policy FILE] [--data TEST.jsonl]
+    python -m benchmarks [--quick|--tiny] [--out DIR] [--policy FILE] [--data TEST.jsonl]
 
-The implementation lives in `safety_filter.benchmarking`, so the command works from a plain
-`pip install 'safety-filter[bench]'`; `python -m benchmarks` in a checkout runs the same entry.
+`safety-filter bench ARGS` hands its arguments to `main` when this package is importable (a
+checkout or an unpacked sdist); the wheel does not ship it.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from typing import Any
 
 DEFAULT_OUT = "bench-report"
 
@@ -44,25 +43,27 @@ def configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         "--sections",
         metavar="LIST",
         default=None,
-        help="comma-separated subset of: latency,overhead,http,streaming,quality (default: all)",
+        help="comma-separated subset of: latency,stages,overhead,http,streaming,quality (default: all)",
+    )
+    parser.add_argument(
+        "--fp32-checkpoint",
+        metavar="FILE",
+        help="model_fp32.pt of `python -m classifiers.train`, for the fp32 comparison (default: its default --workdir)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(run=run_command)
     return parser
 
 
-def add_bench_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Register `bench` on the `safety-filter` command's subparsers."""
-    parser = subparsers.add_parser(
-        "bench",
-        help="benchmark latency, throughput, streaming and quality; write a report",
-        description=__doc__.splitlines()[0],
-    )
-    return configure(parser)
-
-
 def run_command(args: argparse.Namespace) -> int:
-    from safety_filter.benchmarking import SECTIONS, MissingDependency, run_bench
+    try:
+        from benchmarks import SECTIONS, MissingDependency, run_bench
+    except ImportError as exc:  # tqdm, or another package of the bench extra
+        print(
+            f"safety-filter bench: needs {exc.name}: install the bench extras with `pip install -e .[bench]`",
+            file=sys.stderr,
+        )
+        return 2
 
     size = "tiny" if args.tiny else "quick" if args.quick else "full"
     sections = tuple(s.strip() for s in args.sections.split(",") if s.strip()) if args.sections else SECTIONS
@@ -75,24 +76,23 @@ def run_command(args: argparse.Namespace) -> int:
             streams=args.streams,
             sections=sections,
             progress=not args.no_progress,
+            fp32_checkpoint=args.fp32_checkpoint,
         )
     except MissingDependency as exc:
         print(f"safety-filter bench: {exc}", file=sys.stderr)
         return 2
-    from safety_filter.benchmarking.report import headline
-
     print(
         f"\nsafety-filter bench ({results['meta']['size']}, {results['meta']['duration_seconds']:.0f} s) on "
         f"{results['machine']['cores']} cores, {results['machine']['cpu_model']}; engine: {results['engine']}"
     )
-    for line in headline(results):
-        print(line.replace("**", ""))
+    for line in results["headline"]:
+        print(line["text"].replace("**", ""))
     print(f"report: {args.out}/summary.md, results.json, {', '.join(results.get('plots', []))}")
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = configure(argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0]))
+def main(argv: Sequence[str] | None = None, prog: str = "python -m benchmarks") -> int:
+    parser = configure(argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0]))
     args = parser.parse_args(argv)
     try:
         return int(args.run(args) or 0)
