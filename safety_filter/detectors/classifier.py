@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from safety_filter.detectors.base import BaseDetector
 from safety_filter.detectors.screen import Screen
 from safety_filter.findings import Finding
 from safety_filter.text.view import model_view
@@ -38,7 +39,7 @@ def default_model_dir() -> Path:
     return Path(str(importlib.resources.files("safety_filter") / "data" / "model"))
 
 
-class ClassifierDetector:
+class ClassifierDetector(BaseDetector):
     """Scores hate / extremism / non_consensual / sexual with the shipped ONNX model.
 
     Windows run one at a time by default (`batch_size=1`): the int8 model quantizes activations
@@ -80,24 +81,28 @@ class ClassifierDetector:
 
             config = json.loads((self.model_dir / "config.json").read_text(encoding="utf-8"))
             tok = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
-            tok.no_padding(); tok.no_truncation()
+            tok.no_padding()
+            tok.no_truncation()
             so = ort.SessionOptions()
             so.intra_op_num_threads = self.threads
             so.inter_op_num_threads = 1
             so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
             session = ort.InferenceSession(str(self.model_dir / "model.onnx"), so, providers=["CPUExecutionProvider"])
             self.labels: list[str] = list(config["labels"])
-            self.version: str = str(config.get("version", "unknown"))
+            self.version = str(config.get("version", "unknown"))
             self.max_length = int(self._max_length or config.get("max_length", 128))
             self.stride = int(config.get("stride", self.max_length // 4))
-            self.bos, self.eos, self.pad = int(config.get("bos_id", 0)), int(config.get("eos_id", 2)), int(config.get("pad_id", 1))
+            self.bos = int(config.get("bos_id", 0))
+            self.eos = int(config.get("eos_id", 2))
+            self.pad = int(config.get("pad_id", 1))
             prefix = str(config.get("prefix", "")).strip()
             self.prefix_ids = tok.encode(prefix, add_special_tokens=False).ids if prefix else []
             cal = config.get("calibration", {})
             self.cal_a = np.array([float(cal.get(c, {}).get("a", 1.0)) for c in self.labels], dtype=np.float64)
             self.cal_b = np.array([float(cal.get(c, {}).get("b", 0.0)) for c in self.labels], dtype=np.float64)
             self.thresholds: dict[str, float] = dict(config.get("thresholds", {}))
-            self.score_floor = float(self._score_floor if self._score_floor is not None else config.get("score_floor", 0.05))
+            floor = self._score_floor if self._score_floor is not None else config.get("score_floor", 0.05)
+            self.score_floor = float(floor)
             self.config = config
             self.screen = self._load_screen() if self.cascade else None
             self._tokenizer = tok
@@ -106,7 +111,7 @@ class ClassifierDetector:
     def _load_screen(self) -> Screen | None:
         path = self.model_dir / "screen.npz"
         if not path.exists():
-            log.warning("no screen.npz in %s: the encoder reads every window (no cascade)", self.model_dir)
+            log.info("no screen.npz in %s: the encoder reads every window", self.model_dir)
             return None
         screen = Screen(path)
         if screen.teacher != self.version:
@@ -158,7 +163,7 @@ class ClassifierDetector:
     def _cascade(self, seqs: list[list[int]]) -> np.ndarray:
         """Probabilities per window: zero where the screen clears it, cached or encoded elsewhere."""
         probs = np.zeros((len(seqs), len(self.labels)), dtype=np.float64)
-        todo = range(len(seqs))
+        todo = list(range(len(seqs)))
         if self.screen is not None and seqs:
             head = 1 + len(self.prefix_ids)
             escalate = self.screen.escalate([np.asarray(s[head:-1], dtype=np.int64) for s in seqs])
@@ -195,7 +200,9 @@ class ClassifierDetector:
         seqs, owner, spans = [], [], []
         for t_i, text in enumerate(texts):
             for ids, span in self._windows(text or ""):
-                seqs.append(ids); owner.append(t_i); spans.append(span)
+                seqs.append(ids)
+                owner.append(t_i)
+                spans.append(span)
         probs = self._cascade(seqs)
         best: list[dict[str, tuple[float, tuple[int, int]]]] = [{} for _ in texts]
         for w, t_i in enumerate(owner):

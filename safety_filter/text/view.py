@@ -179,9 +179,9 @@ def model_view(text: str) -> Normalized:
         for m in _SPACED_RE.finditer(s):
             base = m.start()
             ops.extend((base + a, base + b, repl) for a, b, repl in _gap_ops(m.group(), _SEP_RE))
-        s, starts, ends = rewrite(s, starts, ends, ops)  # type: ignore[arg-type]
+        s, starts, ends = rewrite(s, starts, ends, ops)
     s = _read_leet(s)  # 1:1, offsets unchanged
-    return Normalized(text, s, starts, ends, {})  # type: ignore[arg-type]
+    return Normalized(text, s, starts, ends, {})
 
 
 def view_index(view: Normalized, position: int) -> int:

@@ -211,10 +211,7 @@ class NCIIDetector(BaseDetector):
             add("person", "figure", label, start, end, strength)
         for start, end, label, strength in data.relations.find(tokens):
             add("person", "relation", label, start, end, strength)
-        maybe = set(data.patterns.candidates(norm))  # the patterns that can match, in one pass
-        for index, (group, pid, rx) in enumerate(data.intents):
-            if index not in maybe:
-                continue
+        for group, pid, rx in data.intents:
             for m in rx.finditer(norm):
                 if m.end() == m.start():
                     continue
@@ -222,9 +219,7 @@ class NCIIDetector(BaseDetector):
                     add("person", group, pid, m.start(), m.end(), WEAK)
                 else:
                     add("intent", group, pid, m.start(), m.end(), STRONG)
-        for index, framing in enumerate(data.framings, start=len(data.intents)):
-            if index not in maybe:
-                continue
+        for framing in data.framings:
             for m in framing.regex.finditer(norm):
                 add("framing", framing.group, framing.pattern_id, m.start(), m.end(), STRONG)
 

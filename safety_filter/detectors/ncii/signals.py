@@ -15,7 +15,6 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from safety_filter.errors import ConfigurationError
-from safety_filter.text.prefilter import PatternSet
 from safety_filter.text.view import lower_fold, model_view
 
 STRONG, WEAK = "strong", "weak"
@@ -192,7 +191,6 @@ class SignalData:
     intents: tuple[tuple[str, str, re.Pattern[str]], ...]  # (group, pattern id, regex)
     needs_person: frozenset[tuple[str, str]]  # (group, pattern id) of intents that need a person
     framings: tuple[Framing, ...]
-    patterns: PatternSet  # intents then framings: which can match a text, in one pass
 
 
 def load_signal_data(folder: Path) -> SignalData:
@@ -217,5 +215,4 @@ def load_signal_data(folder: Path) -> SignalData:
         for group, spec in _read(folder / "exclusions.yaml", ExclusionsFile).groups.items()
         for p in spec.patterns
     )
-    patterns = PatternSet([rx for _, _, rx in intents] + [f.regex for f in framings])
-    return SignalData(figures, relations, intents, needs_person, framings, patterns)
+    return SignalData(figures, relations, intents, needs_person, framings)
