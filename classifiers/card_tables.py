@@ -1,6 +1,7 @@
 """Render markdown tables for MODEL_CARD.md from classifiers/reports/*_metrics.json.
 
     python -m classifiers.card_tables test > /tmp/tables.md
+    python -m classifiers.card_tables --phenomena classifiers/reports/phenomena_test.json
 """
 
 from __future__ import annotations
@@ -39,5 +40,29 @@ def render(name: str) -> str:
     return "\n".join(out)
 
 
+def render_phenomena(path: str) -> str:
+    """Per-phenomenon accuracy, EN and FR, from a `safety-filter eval` report on phenomena rows."""
+    from classifiers.compare_dev import summarise_phenomena
+
+    rep = json.loads(Path(path).read_text(encoding="utf-8"))
+    summary = summarise_phenomena(rep)
+    out = [f"`{rep.get('data')}` ({rep['n']} rows), policy `{rep.get('policy')}`", "",
+           "| phenomenon | expected | EN n | EN accuracy | FR n | FR accuracy |",
+           "| --- | --- | ---: | ---: | ---: | ---: |"]
+    harmful_first = sorted(summary["by_phenomenon"].items(), key=lambda kv: (kv[1]["expected"] != "block", kv[0]))
+    for ph, blk in harmful_first:
+        en, fr = blk.get("en", {}), blk.get("fr", {})
+        out.append(f"| {ph} | {blk['expected']} | {en.get('n', 0)} | {f(en.get('accuracy'))} | {fr.get('n', 0)} | {f(fr.get('accuracy'))} |")
+    out += ["", "| language | harmful caught | benign falsely blocked | safe look-alikes falsely blocked |",
+            "| --- | ---: | ---: | ---: |"]
+    for lang, h in summary["headline"].items():
+        out.append(f"| {lang} | {f(h['harmful_caught'])} ({h['n_harmful']}) | {f(h['benign_falsely_blocked'])} ({h['n_benign']}) "
+                   f"| {f(h['look_alikes_falsely_blocked'])} ({h['n_look_alikes']}) |")
+    return "\n".join(out)
+
+
 if __name__ == "__main__":
-    print(render(sys.argv[1] if len(sys.argv) > 1 else "test"))
+    if len(sys.argv) > 2 and sys.argv[1] == "--phenomena":
+        print(render_phenomena(sys.argv[2]))
+    else:
+        print(render(sys.argv[1] if len(sys.argv) > 1 else "test"))

