@@ -260,6 +260,8 @@ MODEL_VIEW_CASES = [
     ("&#90;orblax &amp; co", "Zorblax & co"),
     ("Z\u043erbl\u0430x", "Zorblax"),  # Cyrillic look-alikes, case kept
     ("\U0001F169\U0001F15E\U0001F161\U0001F151\U0001F15B\U0001F150\U0001F167", "zorblax"),  # caseless: lowercase
+    # Lisu has no Q: the capital left among caseless look-alikes is lowercased with its word only
+    ("\ua4e2Q\ua4f4\ua4ee\ua4dc Zorb", "squaz Zorb"),
     ("z o r b  g l i m", "zorb glim"),
     ("z\U0001F525o\U0001F525r\U0001F525b", "zorb"),
     ("zor_blax and zor.blax", "zorblax and zorblax"),

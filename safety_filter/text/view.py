@@ -111,10 +111,15 @@ _INSIDE_WORD_RE = re.compile(r"(?<=[^\W\d_])[._](?=[^\W\d_])")
 _SPACED_HINT_RE = re.compile(rf"{_SEP}{_W}{_SEP}")
 
 
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+_WORD_RE = re.compile(r"\w+")
+
+
 def _fold_view(text: str) -> tuple[str, list[int], list[int]]:
     out: list[str] = []
     starts: list[int] = []
     ends: list[int] = []
+    caseless = False  # a caseless look-alike was read
     for i, ch in enumerate(text):
         if ch.isascii():
             if ch.isprintable() or ch.isspace():
@@ -135,11 +140,31 @@ def _fold_view(text: str) -> tuple[str, list[int], list[int]]:
             if ends:
                 ends[-1] = i + 1
             continue
+        caseless = caseless or _is_caseless_lookalike(ch)
         for c in piece:
             out.append(c)
             starts.append(i)
             ends.append(i + 1)
-    return "".join(out), starts, ends
+    folded = "".join(out)
+    if caseless:
+        folded = _lower_caseless_words(text, folded, starts)
+    return folded, starts, ends
+
+
+def _is_caseless_lookalike(ch: str) -> bool:
+    return not ch.isascii() and ch.lower() == ch.upper() and confusables().get(ch) is not None
+
+
+def _lower_caseless_words(text: str, folded: str, starts: list[int]) -> str:
+    """A word spelled in caseless look-alikes says nothing of case: its ASCII capitals (letters
+    the script lacks, such as Q in Lisu) are lowercased too, as the look-alikes are (1:1)."""
+    pieces, pos = [], 0
+    for m in _WORD_RE.finditer(folded):
+        if any(_is_caseless_lookalike(text[starts[k]]) for k in range(m.start(), m.end())):
+            pieces.append(folded[pos:m.start()] + m.group().translate(_ASCII_LOWER))
+            pos = m.end()
+    pieces.append(folded[pos:])
+    return "".join(pieces)
 
 
 def _inside_word_ops(s: str, pictographs: bool) -> list[tuple[int, int, str]]:
