@@ -3,7 +3,7 @@
 Model files live in `safety_filter/data/model/`: `model.onnx` (fine-tuned multilingual-e5-small,
 inputs input_ids/attention_mask, output logits per category), `tokenizer.json`, and
 `config.json` (labels, max_length, stride, prefix, Platt calibration, recommended thresholds,
-version), and `screen.npz`, the cascade's first stage. Long texts are cut into overlapping token
+version), and, when present, `screen.npz`, the cascade's first stage. Long texts are cut into overlapping token
 windows; a category's score is the max over windows and the finding's span is that window's
 character range.
 
