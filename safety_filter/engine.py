@@ -22,7 +22,6 @@ import hashlib
 import logging
 import threading
 import weakref
-from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -32,6 +31,7 @@ from safety_filter import metrics
 from safety_filter.detectors import base, build_detectors
 from safety_filter.detectors.base import Detector
 from safety_filter.findings import Finding, Verdict
+from safety_filter.lru import LRUCache
 from safety_filter.policy import Policy, Role, decide, failed_verdict, load_policy
 from safety_filter.worker import Job, Worker
 
@@ -41,33 +41,12 @@ Findings = tuple[Finding, ...]
 Stamp = tuple[int, int] | None  # (mtime in ns, size) of a watched path; None: it is gone
 
 
-class _FindingsCache:
-    """A thread-safe LRU map from text hash to findings."""
-
-    def __init__(self, capacity: int) -> None:
-        self._capacity = capacity
-        self._items: OrderedDict[bytes, Findings] = OrderedDict()
-        self._lock = threading.Lock()
+class _FindingsCache(LRUCache[bytes, Findings]):
+    """Findings by text hash."""
 
     @staticmethod
     def key(text: str) -> bytes:
         return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
-
-    def get(self, key: bytes) -> Findings | None:
-        with self._lock:
-            found = self._items.get(key)
-            if found is not None:
-                self._items.move_to_end(key)
-            return found
-
-    def put(self, key: bytes, findings: Findings) -> None:
-        if self._capacity == 0:
-            return
-        with self._lock:
-            self._items[key] = findings
-            self._items.move_to_end(key)
-            while len(self._items) > self._capacity:
-                self._items.popitem(last=False)
 
 
 @dataclass

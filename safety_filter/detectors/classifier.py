@@ -20,7 +20,6 @@ import importlib.resources
 import json
 import logging
 import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ import numpy as np
 from safety_filter.detectors.base import BaseDetector
 from safety_filter.detectors.screen import Screen
 from safety_filter.findings import Finding
+from safety_filter.lru import LRUCache
 from safety_filter.text.view import model_view
 
 log = logging.getLogger("safety_filter.classifier")
@@ -61,8 +61,7 @@ class ClassifierDetector(BaseDetector):
         self._max_length = max_length
         self.cascade = cascade
         self.screen: Screen | None = None
-        self._window_cache: OrderedDict[bytes, np.ndarray] = OrderedDict()
-        self._window_cache_size = window_cache
+        self._window_cache: LRUCache[bytes, np.ndarray] = LRUCache(window_cache)
         self._counts = {"windows": 0, "escalated": 0, "encoded": 0}
         self._lock = threading.Lock()
         self._session: Any = None
@@ -169,26 +168,18 @@ class ClassifierDetector(BaseDetector):
             escalate = self.screen.escalate([np.asarray(s[head:-1], dtype=np.int64) for s in seqs])
             todo = [i for i in todo if escalate[i]]
         keys = {i: np.asarray(seqs[i], dtype=np.int32).tobytes() for i in todo}
-        missing = [i for i in todo if keys[i] not in self._window_cache]
+        cached = {i: self._window_cache.get(keys[i]) for i in todo}
+        missing = [i for i in todo if cached[i] is None]
         fresh = dict(zip(missing, self._run([seqs[i] for i in missing]), strict=True)) if missing else {}
-        for i in todo:  # cached rows first: remembering the fresh ones may evict them
-            if i not in fresh:
-                probs[i] = self._window_cache[keys[i]]
-                self._window_cache.move_to_end(keys[i])
+        for i in todo:
+            found = cached[i]
+            probs[i] = found if found is not None else fresh[i]
         for i, row in fresh.items():
-            probs[i] = row
-            self._remember(keys[i], row)
+            self._window_cache.put(keys[i], row)
         self._counts["windows"] += len(seqs)
         self._counts["escalated"] += len(todo)
         self._counts["encoded"] += len(missing)
         return probs
-
-    def _remember(self, key: bytes, row: np.ndarray) -> None:
-        if self._window_cache_size <= 0:
-            return
-        self._window_cache[key] = row
-        while len(self._window_cache) > self._window_cache_size:
-            self._window_cache.popitem(last=False)
 
     # ---------------------------------------------------------------- public
     def scores(self, texts: Sequence[str]) -> list[dict[str, float]]:
