@@ -151,6 +151,49 @@ def test_upstream_reset_mid_stream_ends_cleanly_with_an_error_event() -> None:
     assert "partial answer that was checked" in text  # what was checked is delivered, then the error
 
 
+def test_a_connection_the_upstream_closes_when_idle_is_never_reused() -> None:
+    """A raw upstream that resets any request arriving after 1.5 s idle on a kept-alive connection,
+    as a server whose idle timer fires while the request is in flight: the proxy opens a new one."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    port = listener.getsockname()[1]
+    body = b'{"choices": [{"index": 0, "message": {"role": "assistant", "content": "hi there"}}]}'
+    answer = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body)
+
+    def serve(conn: socket.socket) -> None:
+        idle_since = None
+        while data := conn.recv(65536):
+            if idle_since is not None and time.monotonic() - idle_since > 1.5:
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                break  # RST, no answer
+            assert data.endswith(b"}"), "one whole request per read on loopback"
+            conn.sendall(answer)
+            idle_since = time.monotonic()
+        conn.close()
+
+    def accept() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        with RunningServer(proxy_to(f"http://127.0.0.1:{port}")) as proxy:
+            url = f"{proxy.url}/v1/chat/completions"
+            with httpx.Client(timeout=10) as client:
+                first = client.post(url, json=chat_request("hi"))
+                time.sleep(1.7)
+                second = client.post(url, json=chat_request("hi"))
+    finally:
+        listener.close()
+    assert first.status_code == 200 and second.status_code == 200, second.text
+    assert second.content == body
+
+
 def test_client_disconnect_mid_stream_cancels_the_upstream(upstream) -> None:  # type: ignore[no-untyped-def]
     fake, url = upstream
     fake.cancelled.clear()

@@ -47,19 +47,30 @@ def forwardable(
 
 
 class UpstreamProxy:
-    """Relays every HTTP request to `upstream` (e.g. `http://127.0.0.1:8080`)."""
+    """Relays every HTTP request to `upstream` (e.g. `http://127.0.0.1:8080`).
 
-    def __init__(self, upstream: str, *, timeout: float = 120.0, connect_timeout: float = 5.0) -> None:
+    Idle pooled connections are dropped after `keepalive_expiry` seconds, sooner than model
+    servers close theirs (uvicorn and llama.cpp after 5 s, gunicorn after 2 s): a request sent
+    on a connection the upstream is closing at that instant fails with a reset, and a POST
+    cannot be retried safely.
+    """
+
+    def __init__(
+        self, upstream: str, *, timeout: float = 120.0, connect_timeout: float = 5.0, keepalive_expiry: float = 1.0
+    ) -> None:
         self.upstream = httpx.URL(upstream.rstrip("/"))
         if self.upstream.scheme not in ("http", "https") or not self.upstream.host:
             raise ValueError(f"upstream must be an http(s) URL with a host, got {upstream!r}")
         self._timeout = httpx.Timeout(timeout, connect=connect_timeout)
+        self._keepalive_expiry = keepalive_expiry
         self._client: httpx.AsyncClient | None = None
 
     @property
     def client(self) -> httpx.AsyncClient:
         if self._client is None:
-            limits = httpx.Limits(max_connections=512, max_keepalive_connections=64)
+            limits = httpx.Limits(
+                max_connections=512, max_keepalive_connections=64, keepalive_expiry=self._keepalive_expiry
+            )
             self._client = httpx.AsyncClient(timeout=self._timeout, limits=limits, trust_env=False)
         return self._client
 
