@@ -199,6 +199,9 @@ class Engine:
         """Re-read the policy and lists now. Returns False (keeping the last good state) on error."""
         current = self.load()
         when = datetime.now(UTC).isoformat(timespec="seconds")
+        # Stamped before reading: a file rewritten while it is read (an editor truncates, then
+        # writes) differs from this stamp afterwards, so the next poll reads it again.
+        before = _stamps(current.watched)
         try:
             policy = self._read_policy() if self._policy_path is not None else current.policy
             replacement = self._build(policy, previous=current)
@@ -209,8 +212,9 @@ class Engine:
                       when, current.policy.label, _versions(current), exc)
             self._last_reload = {"time": when, "ok": False, "error": str(exc)}
             metrics.current().reloads.labels("failed").inc()
-            current.watched = _stamps(current.watched)  # don't retry until the files change again
+            current.watched = before  # don't retry until the files change again
             return False
+        replacement.watched.update((p, stamp) for p, stamp in before.items() if p in replacement.watched)
         self._loaded = replacement
         versions = _versions(replacement)
         log.info("reloaded at %s: policy %s, detectors %s", when, replacement.policy.label, versions)

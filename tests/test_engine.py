@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -93,6 +94,29 @@ def test_policy_file_change_is_reloaded_and_a_bad_one_is_rejected(tmp_path: Path
     path.write_text("fail_mode: [broken")
     assert not engine.reload()
     assert engine.check_sync(["zzsex"], "prompt")[0].action is Action.BLOCK  # last good policy stays
+
+
+def test_a_policy_rewritten_while_it_is_read_is_read_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An editor truncates, then writes: a reload that read the empty file must not take the
+    finished file's stamp as already seen."""
+    path = tmp_path / "policy.yaml"
+    path.write_text(policy_text({"threshold": 0.6, "action": "annotate"}))
+    engine = Engine(load_policy(path), [FakeDetector()], policy_path=path)
+    path.write_text("")
+    read = engine._read_policy
+
+    def read_while_the_writer_finishes() -> Any:
+        try:
+            return read()
+        finally:
+            path.write_text(policy_text({"threshold": 0.6, "action": "block"}))
+
+    monkeypatch.setattr(engine, "_read_policy", read_while_the_writer_finishes)
+    assert not engine.reload()  # it read the empty file
+    monkeypatch.undo()
+    assert engine.changed()
+    assert engine.reload()
+    assert engine.check_sync(["zzsex"], "prompt")[0].action is Action.BLOCK
 
 
 @pytest.mark.anyio
