@@ -98,6 +98,33 @@ def test_demo_harmful_stream_is_cut_before_the_offending_text(client: openai.Ope
     assert chunks[-1].choices[0].finish_reason == "content_filter"
 
 
+@pytest.mark.parametrize("path", ["deployment", "v1"])
+def test_azure_clients_on_deployment_and_v1_paths(server: str, path: str) -> None:
+    """`AzureOpenAI` on `/openai/deployments/{name}/...`, and the OpenAI client on Azure's GA v1
+    path: allowed, blocked prompt, withheld output, and a stream cut before the offending text."""
+    if path == "deployment":
+        client: openai.OpenAI = openai.AzureOpenAI(
+            azure_endpoint=server, api_key="k", api_version="2024-10-21", max_retries=0
+        )
+    else:
+        client = openai.OpenAI(base_url=f"{server}/openai/v1/", api_key="k", max_retries=0)
+    with client:
+        def ask(content: str, **extra):  # type: ignore[no-untyped-def]
+            return client.chat.completions.create(
+                model="demo", messages=[{"role": "user", "content": content}], **extra
+            )
+
+        assert "Eiffel Tower" in (ask("demo: allowed").choices[0].message.content or "")
+        with pytest.raises(openai.BadRequestError) as error:
+            ask(TEXTS["extremist_en"])
+        assert error.value.code == "content_filter"
+        withheld = ask("demo: blocked").choices[0]
+        assert withheld.finish_reason == "content_filter" and not withheld.message.content
+        chunks = list(ask("demo: blocked", stream=True))
+        text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        assert "genocide" not in text and chunks[-1].choices[0].finish_reason == "content_filter"
+
+
 def test_demo_explicit_answer_is_annotated(server: str) -> None:
     response = httpx.post(
         f"{server}/v1/chat/completions", json={"messages": [{"role": "user", "content": "demo: annotated"}]}, timeout=60

@@ -118,6 +118,7 @@ def demo_app() -> Starlette:
         Route("/v1/chat/completions", _complete, methods=["POST"]),
         Route("/v1/completions", _complete, methods=["POST"]),
         Route("/openai/deployments/{name}/chat/completions", _complete, methods=["POST"]),
+        Route("/openai/v1/chat/completions", _complete, methods=["POST"]),
         Route("/v1/models", _models, methods=["GET"]),
     ]
     return Starlette(routes=routes)
