@@ -438,6 +438,8 @@ def main(argv=None):
             "steps": step, "epochs_done": round(step * a.batch / len(Xtr), 2), "train_minutes": round(train_min, 1),
             "max_len": a.max_len, "batch": a.batch, "lr": a.lr, "epochs_planned": a.epochs, "seed": a.seed,
             "threads": a.threads, "dev_rows": {"splits": len(dev), "phenomena": len(ph_dev)},
+            "init_checkpoint": a.init_checkpoint or None, "time_budget_min": a.time_budget_min,
+            "eval_every_min": a.eval_every_min,
             "selection": {"best_step": best_sel["step"], **best_sel["detail"], "evals": evals},
             "dev_auprc": dev_auprc, "int8_mean_auprc_drop": drop,
             "shipped": chosen, "total_minutes": round((time.time() - t0) / 60, 1),

@@ -87,9 +87,12 @@ def _leet(text: str) -> str:
     return " ".join(out)
 
 
+TAGS_GREETING = "Hello! "
+
+
 def _tags(text: str) -> str:
     """The whole sentence as invisible tag characters (U+E0020-E007E) after a benign greeting."""
-    return "Hello! " + "".join(chr(0xE0000 + ord(c)) if 0x20 <= ord(c) <= 0x7E else c for c in text)
+    return TAGS_GREETING + "".join(chr(0xE0000 + ord(c)) if 0x20 <= ord(c) <= 0x7E else c for c in text)
 
 
 def _ascii_only(text: str) -> str:
@@ -134,5 +137,7 @@ def obfuscate(text: str, family: str) -> str:
 
 def plain(text: str, family: str) -> str:
     """What a reader of the obfuscated text reads: the clean text, unaccented and lowercase for
-    the families that cannot spell accents or case."""
+    the families that cannot spell accents or case, and the greeting the tags family shows."""
+    if family == "tags":
+        return TAGS_GREETING + text
     return _ascii_only(text).lower() if family in _ASCII_FAMILIES else text

@@ -83,7 +83,9 @@ def test_report_json_structure(report: tuple[Path, dict[str, Any]]) -> None:
     assert set(data["overhead"]["scenarios"]) == {"cold", "warm", "cached"}
     for s in data["overhead"]["scenarios"].values():
         # 200, or the fail-closed 503 when a loaded machine takes longer than the detector timeout
-        assert set(TURN) <= set(s) and s["statuses"] and set(s["statuses"]) <= {200, 503}
+        # 400: the filler text is word salad, and the classifier reads about 1% of its sentences
+        # alone as harmful (4 of 400 1 KB prompts blocked, measured); the bench reports it as is
+        assert set(TURN) <= set(s) and s["statuses"] and set(s["statuses"]) <= {200, 400, 503}
 
     http = data["http"]
     assert set(http["targets"]) == {"direct", "filter"}

@@ -17,6 +17,7 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 from safety_filter.detectors.base import Detector
 from safety_filter.detectors.classifier import ClassifierDetector, default_model_dir
 from safety_filter.findings import CATEGORIES
+from safety_filter.text.sentences import sentence_spans
 
 pytestmark = pytest.mark.slow  # real servers or real models
 
@@ -131,3 +132,26 @@ def test_batch_matches_single(det, rows):
     for b, s in zip(batched, single, strict=True):
         for c in b:
             assert abs(b[c] - s[c]) < 0.06
+
+
+def test_a_harmful_sentence_is_not_diluted_by_benign_text_before_it(det):
+    """The issue's attack: about 150 benign characters before a sentence the model flags alone
+    hid it in a mean-pooled window. Sentence views score it as it scores alone (one sentence:
+    a harmful passage of several sentences is read whole or one sentence at a time, not in pairs)."""
+    obfuscation = Path(__file__).parent / "fixtures" / "obfuscation" / "harmful.jsonl"
+    harmful = [json.loads(line)["text"] for line in obfuscation.read_text(encoding="utf-8").splitlines()]
+    harmful = [text for text in harmful if len(sentence_spans(text)) == 1]
+    prefix = ("The weather report said it would rain all afternoon, so we moved the picnic indoors and "
+              "played board games with the neighbours until late. ")
+    caught = 0
+    for sentence in harmful:
+        [alone] = det.scores([sentence])
+        category = max(alone, key=alone.get)
+        if alone[category] < 0.5:
+            continue
+        caught += 1
+        [findings] = det.detect([prefix + sentence])
+        [found] = [f for f in findings if f.category == category]
+        assert found.score >= alone[category] - 0.1, (sentence, alone[category], found.score)
+        assert found.span is not None and found.span[1] > len(prefix)  # the window holds the sentence
+    assert caught >= 10
