@@ -12,15 +12,14 @@ category and how many harmful phenomena rows caught alone (score >= 0.5) are sti
 
 from __future__ import annotations
 
-import bisect
 import json
 from pathlib import Path
 
 import numpy as np
 
+from classifiers import repo_relative
 from safety_filter.detectors.classifier import ClassifierDetector
 from safety_filter.evaluation import average_precision
-from safety_filter.text.sentences import sentence_spans
 
 HERE = Path(__file__).resolve().parent
 DEV = [HERE / "data" / "splits" / "dev.jsonl", HERE / "data" / "phenomena" / "dev.jsonl"]
@@ -32,7 +31,8 @@ GATES = [None, 0, 16, 24, 32, 40, 48, 64]  # None: no sentence views
 
 def main() -> None:
     rows = [json.loads(line) for path in DEV for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    harmful = [r for r in rows if r.get("source") == "phenomena" and r["labels"]][:300]
+    harmful_at = [i for i, r in enumerate(rows) if r.get("source") == "phenomena" and r["labels"]][:300]
+    harmful = [rows[i] for i in harmful_at]
     texts = [r["text"] for r in rows] + [pad + r["text"] for pad in PADS.values() for r in harmful]
     det = ClassifierDetector()
     det.load()
@@ -43,12 +43,8 @@ def main() -> None:
         enc = det._tokenizer.encode(text, add_special_tokens=False)
         ids, offs = enc.ids, enc.offsets
         ranges = [(False, a, b) for a, b in det._slide(0, len(ids))] if ids else []
-        sentences = sentence_spans(text)
-        if len(sentences) > 1:
-            starts, ends = [o[0] for o in offs], [o[1] for o in offs]
-            for s0, s1 in sentences:
-                a, b = bisect.bisect_right(ends, s0), bisect.bisect_left(starts, s1)
-                ranges += [(True, x, y) for x, y in det._slide(a, b)] if b - a >= 2 else []
+        for a, b in det._sentence_ranges(text, offs):  # the runtime's sentence windows, before its gate
+            ranges += [(True, x, y) for x, y in det._slide(a, b)]
         for is_sentence, a, b in ranges:
             key = tuple(ids[a:b])
             if key not in index:
@@ -58,7 +54,7 @@ def main() -> None:
     probs = det._run(seqs)
     labels = det.labels
     n_dev = len(rows)
-    report = {"dev": [str(p.relative_to(HERE.parent)) for p in DEV], "rows": n_dev, "model": det.version, "gates": []}
+    report = {"dev": [repo_relative(p) for p in DEV], "rows": n_dev, "model": det.version, "gates": []}
     for gate in GATES:
         scores = np.zeros((len(texts), len(labels)))
         for t, is_sentence, n_tokens, w in windows:
@@ -67,7 +63,7 @@ def main() -> None:
         auprc = {c: round(average_precision([int(c in r["labels"]) for r in rows], list(scores[:n_dev, j])), 4)
                  for j, c in enumerate(labels)}
         first = [labels.index(r["labels"][0]) for r in harmful]
-        alone = np.array([scores[rows.index(r), j] for r, j in zip(harmful, first, strict=True)]) >= 0.5
+        alone = np.array([scores[i, j] for i, j in zip(harmful_at, first, strict=True)]) >= 0.5
         caught = {}
         for p, n in enumerate(PADS):
             padded = np.array([scores[n_dev + p * len(harmful) + i, j] for i, j in enumerate(first)]) >= 0.5

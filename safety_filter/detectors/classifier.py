@@ -144,14 +144,9 @@ class ClassifierDetector(BaseDetector):
         if not ids:
             return [([self.bos, *self.prefix_ids, self.eos], (0, 0))]
         ranges = self._slide(0, len(ids))
-        sentences = sentence_spans(text) if len(ids) >= MIN_TEXT_TOKENS_FOR_SENTENCES else []
-        if len(sentences) > 1:
-            starts = [int(o[0]) for o in offs]
-            ends = [int(o[1]) for o in offs]
-            for s_start, s_end in sentences:
-                a, b = bisect.bisect_right(ends, s_start), bisect.bisect_left(starts, s_end)
-                if b - a >= MIN_SENTENCE_TOKENS:
-                    ranges.extend(self._slide(a, b))
+        if len(ids) >= MIN_TEXT_TOKENS_FOR_SENTENCES:
+            for a, b in self._sentence_ranges(text, offs):
+                ranges.extend(self._slide(a, b))
         out, seen = [], set()
         for a, b in ranges:
             if (a, b) not in seen:
@@ -160,6 +155,22 @@ class ClassifierDetector(BaseDetector):
                 while start < end and text[start].isspace():  # a token's offsets include the space before it
                     start += 1
                 out.append(([self.bos, *self.prefix_ids, *ids[a:b], self.eos], (start, end)))
+        return out
+
+    @staticmethod
+    def _sentence_ranges(text: str, offs: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+        """Token range [a, b) of each sentence of `text` (`offs`: its tokens' character offsets)
+        with at least MIN_SENTENCE_TOKENS tokens; none when the text is one sentence."""
+        sentences = sentence_spans(text)
+        if len(sentences) < 2:
+            return []
+        starts = [int(o[0]) for o in offs]
+        ends = [int(o[1]) for o in offs]
+        out = []
+        for s_start, s_end in sentences:
+            a, b = bisect.bisect_right(ends, s_start), bisect.bisect_left(starts, s_end)
+            if b - a >= MIN_SENTENCE_TOKENS:
+                out.append((a, b))
         return out
 
     def _slide(self, start: int, stop: int) -> list[tuple[int, int]]:
