@@ -14,15 +14,11 @@ import json
 import time
 from pathlib import Path
 
+from classifiers import repo_relative
 from safety_filter.detectors.classifier import ClassifierDetector
 from safety_filter.evaluation import evaluate, format_report
 
 HERE = Path(__file__).resolve().parent
-
-
-def _rel(path) -> str:
-    path = Path(path).resolve()
-    return str(path.relative_to(HERE.parent)) if path.is_relative_to(HERE.parent) else str(path)
 
 
 def finalize_on_dev(model_dir, candidates=(64, 128), split="dev", max_benign_fpr=0.04, extra=()):
@@ -68,7 +64,7 @@ def finalize_on_dev(model_dir, candidates=(64, 128), split="dev", max_benign_fpr
     cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
     cfg["max_length"], cfg["stride"] = int(best), int(best) // 4
     cfg["thresholds"] = thresholds
-    cfg["selection_on_dev"] = {"split": split, "extra": [_rel(p) for p in extra], "macro_auprc_by_window": {str(k): round(v, 4) for k, v in results.items()},
+    cfg["selection_on_dev"] = {"split": split, "extra": [repo_relative(p) for p in extra], "macro_auprc_by_window": {str(k): round(v, 4) for k, v in results.items()},
                                "threshold_rule": f"max F1 with benign false-flag rate <= {max_benign_fpr}", "operating_points": op}
     cfg_path.write_text(json.dumps(cfg, indent=1), encoding="utf-8")
     print(f"on {split}: window {best} {results}; thresholds {thresholds}; {op}")
@@ -100,7 +96,7 @@ def main(argv=None):
     rep = evaluate(score_fn, rows, categories=det.labels)
     rep["model_version"] = det.version
     rep["thresholds"] = det.thresholds
-    rep["data"] = str(path.relative_to(HERE.parent)) if path.is_relative_to(HERE.parent) else str(path)
+    rep["data"] = repo_relative(path)
     hard = [r for r in rows if not r.get("labels") and r.get("source") in ("written", "ncii_written")]
     if hard:  # our written hard negatives (counter-speech, negation, history, victims, sex-ed...)
         hrep = evaluate(score_fn, hard, categories=det.labels)

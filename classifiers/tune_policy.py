@@ -23,16 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
+from classifiers import repo_relative
 from safety_filter.engine import Engine
 from safety_filter.evaluation import row_labels
 from safety_filter.findings import CATEGORIES
 
 HERE = Path(__file__).resolve().parent
-
-
-def _rel(path: Path) -> str:
-    path = path.resolve()
-    return str(path.relative_to(HERE.parent)) if path.is_relative_to(HERE.parent) else str(path)
 
 
 def main() -> None:
@@ -77,7 +73,7 @@ def main() -> None:
             best = min(e for e in eligible if e[1] >= top - args.f1_tolerance)  # the lowest threshold: recall
             chosen[c] = dict(zip(("threshold", "f1", "precision", "recall", "benign_false_flag"), best, strict=True))
             print(f"  -> {best[0]:.2f}")
-    report = {"dev": [_rel(p) for p in args.dev], "rows": len(rows), "max_false_flag": args.max_false_flag,
+    report = {"dev": [repo_relative(p) for p in args.dev], "rows": len(rows), "max_false_flag": args.max_false_flag,
               "min_threshold": args.min_threshold, "f1_tolerance": args.f1_tolerance, "chosen": chosen}
     args.out.write_text(json.dumps(report, indent=1) + "\n")
 
