@@ -12,6 +12,7 @@ import pytest
 
 from safety_filter import Engine, SafetyFilterMiddleware
 from safety_filter.audit import AuditLog
+from safety_filter.text.sentences import sentence_spans
 
 from .helpers import ChatApp
 
@@ -119,3 +120,36 @@ async def test_a_phrase_split_at_every_position_never_leaks(engine: Engine) -> N
                 '"finish_reason": "content_filter"' in response.text
                 or '"finish_reason":"content_filter"' in response.text
             )
+
+
+def _sentences_the_model_catches() -> list[str]:
+    """One-sentence fixtures that the classifier, not a rule list, catches (tests/fixtures/obfuscation)."""
+    path = Path(__file__).parent / "fixtures" / "obfuscation" / "harmful.jsonl"
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [r["text"] for r in rows if r["detector"] == "classifier" and len(sentence_spans(r["text"])) == 1]
+
+
+async def test_benign_text_before_a_harmful_sentence_does_not_hide_it(engine: Engine) -> None:
+    """Dilution: two sentences of benign text before a sentence the stack blocks alone, in a prompt
+    and in a completion (JSON and streamed): blocked, withheld, cut, as the sentence alone is."""
+    sentences = _sentences_the_model_catches()
+    verdicts = engine.check_sync(sentences, "prompt")
+    blocked_alone = [t for t, v in zip(sentences, verdicts, strict=True) if v.action == "block"]
+    assert len(blocked_alone) >= 8, sentences
+    for sentence in blocked_alone:
+        hidden = PADDING * 2 + sentence
+        app, asgi = filtered(engine)
+        response = await post(asgi, WAYS["user_message"](hidden))
+        assert response.status_code == 400 and app.calls == 0, (sentence, response.text[:200])
+        _, asgi = filtered(engine, reply=hidden)
+        choice = (await post(asgi, WAYS["user_message"]("Tell me something."))).json()["choices"][0]
+        assert choice["finish_reason"] == "content_filter", sentence
+        stream_request = {"messages": [{"role": "user", "content": "hi"}], "stream": True}
+        streamed = await post(asgi, json.dumps(stream_request).encode())
+        emitted = "".join(
+            c.get("delta", {}).get("content") or ""
+            for e in streamed.text.split("\n\n")
+            if e.startswith("data: {")
+            for c in json.loads(e[6:])["choices"]
+        )
+        assert sentence[-12:] not in emitted and "content_filter" in streamed.text, (sentence, emitted)
