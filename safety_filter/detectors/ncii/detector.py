@@ -211,7 +211,10 @@ class NCIIDetector(BaseDetector):
             add("person", "figure", label, start, end, strength)
         for start, end, label, strength in data.relations.find(tokens):
             add("person", "relation", label, start, end, strength)
-        for group, pid, rx in data.intents:
+        maybe = data.prefilter.candidates(norm)
+        for k, (group, pid, rx) in enumerate(data.intents):
+            if maybe is not None and k not in maybe:
+                continue
             for m in rx.finditer(norm):
                 if m.end() == m.start():
                     continue
@@ -219,7 +222,9 @@ class NCIIDetector(BaseDetector):
                     add("person", group, pid, m.start(), m.end(), WEAK)
                 else:
                     add("intent", group, pid, m.start(), m.end(), STRONG)
-        for framing in data.framings:
+        for k, framing in enumerate(data.framings, start=len(data.intents)):
+            if maybe is not None and k not in maybe:
+                continue
             for m in framing.regex.finditer(norm):
                 add("framing", framing.group, framing.pattern_id, m.start(), m.end(), STRONG)
 

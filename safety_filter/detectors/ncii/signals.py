@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from safety_filter.detectors.ncii.prefilter import Prefilter, prefilter_for
 from safety_filter.errors import ConfigurationError
 from safety_filter.text.view import lower_fold, model_view
 
@@ -145,40 +146,41 @@ def _phrase_key(phrase: str) -> str:
 class PhraseIndex:
     """Longest-match lookup of multi-word phrases over a text's word tokens.
 
-    One dictionary probe per token and phrase length, instead of one regex alternative per
-    phrase per position: the public-figure and relation lists cost microseconds per text.
-    Spaces, hyphens and apostrophes between words all match each other ("ex-girlfriend",
-    "ex girlfriend"; "Charli D'Amelio", "Charli DAmelio" is a separate alias).
+    Phrases are kept as token tuples, with every proper prefix of one: a match grows token by
+    token while what it has read is still the start of some phrase, so a common first word ("my"
+    of "my ex") costs one probe, not one per phrase length. Spaces, hyphens and apostrophes
+    between words all match each other ("ex-girlfriend", "ex girlfriend"; "Charli D'Amelio",
+    "Charli DAmelio" is a separate alias).
     """
 
     def __init__(self) -> None:
-        self._index: dict[str, tuple[str, str]] = {}
-        self._first: set[str] = set()
-        self._max = 1
+        self._index: dict[tuple[str, ...], tuple[str, str]] = {}
+        self._prefixes: set[tuple[str, ...]] = set()
 
     def add(self, phrase: str, label: str, strength: str) -> None:
-        key = _phrase_key(phrase)
+        key = tuple(_phrase_key(phrase).split())
         if key and key not in self._index:
             self._index[key] = (label, strength)
-            self._first.add(key.split(" ", 1)[0])
-            self._max = max(self._max, key.count(" ") + 1)
+            self._prefixes.update(key[:n] for n in range(1, len(key)))
 
     def find(self, tokens: list[tuple[int, int, str]]) -> list[tuple[int, int, str, str]]:
         out = []
         i, n_tok = 0, len(tokens)
         while i < n_tok:
-            if tokens[i][2] not in self._first:
+            longest, hit = 0, None
+            words: tuple[str, ...] = ()
+            for j in range(i, n_tok):
+                words = (*words, tokens[j][2])
+                found = self._index.get(words)
+                if found is not None:
+                    longest, hit = j - i + 1, found
+                if words not in self._prefixes:
+                    break
+            if hit is None:
                 i += 1
                 continue
-            for n in range(min(self._max, n_tok - i), 0, -1):
-                key = " ".join(t[2] for t in tokens[i:i + n])
-                hit = self._index.get(key)
-                if hit is not None:
-                    out.append((tokens[i][0], tokens[i + n - 1][1], hit[0], hit[1]))
-                    i += n
-                    break
-            else:
-                i += 1
+            out.append((tokens[i][0], tokens[i + longest - 1][1], hit[0], hit[1]))
+            i += longest
         return out
 
 
@@ -191,6 +193,7 @@ class SignalData:
     intents: tuple[tuple[str, str, re.Pattern[str]], ...]  # (group, pattern id, regex)
     needs_person: frozenset[tuple[str, str]]  # (group, pattern id) of intents that need a person
     framings: tuple[Framing, ...]
+    prefilter: Prefilter  # over the intents' regexes, then the framings'
 
 
 def load_signal_data(folder: Path) -> SignalData:
@@ -215,4 +218,5 @@ def load_signal_data(folder: Path) -> SignalData:
         for group, spec in _read(folder / "exclusions.yaml", ExclusionsFile).groups.items()
         for p in spec.patterns
     )
-    return SignalData(figures, relations, intents, needs_person, framings)
+    prefilter = prefilter_for((*(rx.pattern for _, _, rx in intents), *(f.regex.pattern for f in framings)))
+    return SignalData(figures, relations, intents, needs_person, framings, prefilter)
