@@ -60,13 +60,14 @@ class _Loaded:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def detect(self, texts: Sequence[str]) -> list[Findings]:
-        """Run every detector over `texts` (the caller handles exceptions)."""
+        """Run every detector over `texts`, in order, each told what the earlier ones found
+        (the caller handles exceptions)."""
         merged: list[list[Finding]] = [[] for _ in texts]
         collectors = metrics.current()
         collectors.batch_texts.observe(len(texts))
         with self.lock, collectors.detection_seconds.time():
             for detector in self.detectors:
-                results = detector.detect(texts)
+                results = base.detect_after(detector, texts, merged)
                 if len(results) != len(texts):
                     raise RuntimeError(f"detector {detector.name!r} gave {len(results)} results for {len(texts)} texts")
                 for bucket, found in zip(merged, results, strict=True):

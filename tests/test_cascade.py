@@ -2,8 +2,9 @@
 
 The screens here are built by hand (the mechanism is under test, not a trained screen): one
 that escalates every window must give exactly the encoder's findings, one that escalates none
-gives no classifier finding, a screen that fails makes the text fail as the policy says, and a
-screen distilled from another encoder is not used.
+gives no classifier finding, a screen that fails makes the text fail as the policy says, a
+screen distilled from another encoder, or one that guarantees less than the policy acts on, is
+not used, and a text a rule list hit is always read by the encoder (the list's second witness).
 """
 
 from __future__ import annotations
@@ -15,8 +16,11 @@ import numpy as np
 import pytest
 
 from safety_filter import Engine
+from safety_filter.detectors import build_detectors
 from safety_filter.detectors.classifier import ClassifierDetector, default_model_dir
+from safety_filter.findings import Finding, Witness
 from safety_filter.policy import load_policy
+from tests.helpers import make_policy
 
 pytestmark = pytest.mark.slow
 
@@ -99,3 +103,46 @@ def test_windows_seen_before_are_served_from_the_cache() -> None:
     again = detector.detect(HARMFUL)
     assert [top(f) for f in again] == [top(f) for f in first]
     assert detector.stats()["encoded"] == encoded, "no window was run twice"
+
+
+class ListHit:
+    """A rule list that hits every text, weakly: its verdict needs the model's reading."""
+
+    name = "rules"
+
+    def load(self) -> None:
+        pass
+
+    def detect(self, texts: list[str]) -> list[list[Finding]]:
+        return [[Finding("hate", 0.3, self.name, (0, 1), "list:test", witness=Witness.LIST)] for _ in texts]
+
+
+def test_a_text_a_rule_list_hit_is_read_by_the_encoder(tmp_path: Path) -> None:
+    plain = ClassifierDetector(cascade=False)
+    screened = ClassifierDetector(model_with_screen(tmp_path / "m", threshold=0.9))
+    hit = [[Finding("hate", 0.3, "rules", (0, 1), "list:test", witness=Witness.LIST)] for _ in HARMFUL]
+    assert [top(f) for f in screened.detect_after(HARMFUL, hit)] == [top(f) for f in plain.detect(HARMFUL)]
+    assert screened.detect(HARMFUL) == [[] for _ in HARMFUL], "without the hit, the screen clears them"
+
+    engine = Engine(load_policy(None), detectors=[ListHit(), screened])
+    try:
+        [verdict] = engine.check_sync(HARMFUL[:1], "prompt")
+    finally:
+        engine.close()
+    assert {f.source for f in verdict.findings} == {"rules", "classifier"}, verdict.findings
+
+
+def test_a_screen_that_guarantees_less_than_the_policy_acts_on_is_not_used(tmp_path: Path) -> None:
+    model = str(model_with_screen(tmp_path / "m", threshold=0.9))  # its flag_level is 0.25
+    detectors = {"rules": {"enabled": False}, "ncii": {"enabled": False},
+                 "classifier": {"enabled": True, "model": model}}
+    low = load_policy(None).model_dump(mode="json")["categories"]
+    low["sexual"]["prompt"] = {"threshold": 0.2, "action": "annotate"}
+
+    [acting_low] = build_detectors(make_policy(detectors=detectors, categories=low))
+    [as_shipped] = build_detectors(make_policy(detectors=detectors))
+    for detector in (acting_low, as_shipped):
+        assert isinstance(detector, ClassifierDetector)
+        detector.load()
+    assert acting_low.screen is None and acting_low.detect(HARMFUL[:1])[0], "the encoder read the window"
+    assert as_shipped.screen is not None

@@ -35,7 +35,16 @@ def _classifier(policy: Policy) -> Detector | None:
     from safety_filter.detectors.classifier import ClassifierDetector
 
     model = None if settings.model == "default" else settings.model
-    return ClassifierDetector(model_dir=model, threads=settings.threads, cascade=settings.cascade)
+    return ClassifierDetector(model_dir=model, threads=settings.threads, cascade=settings.cascade,
+                              flag_floor=_lowest_threshold(policy))
+
+
+def _lowest_threshold(policy: Policy) -> float:
+    """The lowest score from which the policy acts on any category (the classifier's screen must
+    not clear a window the encoder would score at or above it)."""
+    rules = [*policy.categories.values(), policy.custom_categories]
+    acting = [r.threshold for rule in rules for r in (rule.prompt, rule.completion) if r.action != "off"]
+    return min(acting, default=1.0)
 
 
 def _ncii(policy: Policy) -> Detector | None:

@@ -41,7 +41,10 @@ class BaseDetector:
     - `load()`: the expensive part, once (models, compiled lists);
     - `warm_up()`: slow start-up work a server wants done before its first request;
     - `watched_paths()`: files (and folders) whose change triggers a hot reload;
-    - `version`: what is loaded (list content hash, model digest), for the audit trail.
+    - `version`: what is loaded (list content hash, model digest), for the audit trail;
+    - `detect_after(texts, earlier)`: `detect` given what the detectors before it found (the
+      classifier's cascade reads every text a rule list hit, so the list's second witness is
+      always a real reading).
     """
 
     name: str = ""
@@ -58,6 +61,10 @@ class BaseDetector:
 
     def detect(self, texts: Sequence[str]) -> list[list[Finding]]:
         raise NotImplementedError
+
+    def detect_after(self, texts: Sequence[str], earlier: Sequence[Sequence[Finding]]) -> list[list[Finding]]:
+        """`detect`, by default blind to the earlier detectors' findings."""
+        return self.detect(texts)
 
 
 # The engine's view of any detector, `BaseDetector` or bare `Detector`. The getattr fallbacks
@@ -76,6 +83,12 @@ def watched_paths(detector: Detector) -> list[Path]:
         return list(detector.watched_paths())
     method = getattr(detector, "watched_paths", None)
     return list(method()) if callable(method) else []
+
+
+def detect_after(detector: Detector, texts: Sequence[str], earlier: Sequence[Sequence[Finding]]) -> list[list[Finding]]:
+    if isinstance(detector, BaseDetector):
+        return detector.detect_after(texts, earlier)
+    return detector.detect(texts)
 
 
 def version(detector: Detector) -> str:

@@ -11,8 +11,12 @@ window's character range.
 The cascade: every window is scored first by the screen (microseconds, see `screen.py`); only
 the windows it escalates are run through the encoder, and the encoder's scores of recent
 windows are cached by token ids, so a stream that re-reads its tail does not pay twice. A
-window the screen does not escalate has no finding. `cascade=False`, a model folder without
-`screen.npz`, or a screen distilled from another encoder version run the encoder on every window.
+window the screen does not escalate has no finding. The screen never decides alone where a
+smaller score would matter: every window of a text a rule list hit is encoded (the list's
+second witness, see `policy.decide`), and a screen whose `flag_level` lies above `flag_floor`
+(the lowest policy threshold acting on a classifier category) is not used. `cascade=False`, a
+model folder without `screen.npz`, or a screen distilled from another encoder version run the
+encoder on every window.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ import numpy as np
 
 from safety_filter.detectors.base import BaseDetector
 from safety_filter.detectors.screen import Screen
-from safety_filter.findings import Finding
+from safety_filter.findings import Finding, Witness
 from safety_filter.lru import LRUCache
 from safety_filter.text.sentences import sentence_spans
 from safety_filter.text.view import model_view
@@ -63,13 +67,14 @@ class ClassifierDetector(BaseDetector):
 
     def __init__(self, model_dir: str | Path | None = None, *, threads: int = 2, batch_size: int = 1,
                  score_floor: float | None = None, max_length: int | None = None, cascade: bool = True,
-                 window_cache: int = 4096) -> None:
+                 window_cache: int = 4096, flag_floor: float | None = None) -> None:
         self.model_dir = Path(model_dir) if model_dir is not None else default_model_dir()
         self.threads = threads
         self.batch_size = batch_size
         self._score_floor = score_floor
         self._max_length = max_length
         self.cascade = cascade
+        self.flag_floor = flag_floor
         self.screen: Screen | None = None
         self._window_cache: LRUCache[bytes, np.ndarray] = LRUCache(window_cache)
         self._counts = {"windows": 0, "escalated": 0, "encoded": 0}
@@ -126,6 +131,10 @@ class ClassifierDetector(BaseDetector):
         if screen.teacher != self.version:
             log.warning("screen %s was distilled from %s, not %s: the encoder reads every window",
                         screen.version, screen.teacher, self.version)
+            return None
+        if self.flag_floor is not None and screen.flag_level > self.flag_floor:
+            log.warning("screen %s guarantees encoder scores from %.2f on, but the policy acts from %.2f: "
+                        "the encoder reads every window", screen.version, screen.flag_level, self.flag_floor)
             return None
         return screen
 
@@ -201,14 +210,19 @@ class ClassifierDetector(BaseDetector):
             probs[idx] = 1.0 / (1.0 + np.exp(-(logits * self.cal_a + self.cal_b)))
         return probs
 
-    def _cascade(self, seqs: list[list[int]]) -> np.ndarray:
-        """Probabilities per window: zero where the screen clears it, cached or encoded elsewhere."""
+    def _cascade(self, seqs: list[list[int]], forced: Sequence[bool]) -> np.ndarray:
+        """Probabilities per window: zero where the screen clears it, cached or encoded elsewhere;
+        `forced` windows skip the screen."""
         probs = np.zeros((len(seqs), len(self.labels)), dtype=np.float64)
         todo = list(range(len(seqs)))
-        if self.screen is not None and seqs:
+        screened = [i for i in todo if not forced[i]]
+        if self.screen is not None and screened:
             head = 1 + len(self.prefix_ids)
-            escalate = self.screen.escalate([np.asarray(s[head:-1], dtype=np.int64) for s in seqs])
-            todo = [i for i in todo if escalate[i]]
+            escalate = self.screen.escalate([np.asarray(seqs[i][head:-1], dtype=np.int64) for i in screened])
+            if len(escalate) != len(screened):
+                raise RuntimeError(f"screen gave {len(escalate)} answers for {len(screened)} windows")
+            cleared = {i for i, up in zip(screened, escalate, strict=True) if not up}
+            todo = [i for i in todo if i not in cleared]
         keys = {i: np.asarray(seqs[i], dtype=np.int32).tobytes() for i in todo}
         cached = {i: self._window_cache.get(keys[i]) for i in todo}
         missing = [i for i in todo if cached[i] is None]
@@ -224,11 +238,13 @@ class ClassifierDetector(BaseDetector):
         return probs
 
     # ---------------------------------------------------------------- public
-    def scores(self, texts: Sequence[str]) -> list[dict[str, float]]:
-        """Per-text calibrated score for every category (max over windows)."""
-        return [{c: s for c, (s, _) in best.items()} for best in self._best(texts)]
+    def scores(self, texts: Sequence[str], *, screened: bool = True) -> list[dict[str, float]]:
+        """Per-text calibrated score for every category (max over windows); `screened=False`
+        encodes every window (what the screen is measured against)."""
+        forced = [not screened] * len(texts)
+        return [{c: s for c, (s, _) in best.items()} for best in self._best(texts, forced)]
 
-    def _best(self, texts: Sequence[str]) -> list[dict[str, tuple[float, tuple[int, int]]]]:
+    def _best(self, texts: Sequence[str], forced: Sequence[bool]) -> list[dict[str, tuple[float, tuple[int, int]]]]:
         self.load()
         seqs, owner, spans = [], [], []
         for t_i, text in enumerate(texts):
@@ -236,7 +252,7 @@ class ClassifierDetector(BaseDetector):
                 seqs.append(ids)
                 owner.append(t_i)
                 spans.append(span)
-        probs = self._cascade(seqs)
+        probs = self._cascade(seqs, [forced[t_i] for t_i in owner])
         best: list[dict[str, tuple[float, tuple[int, int]]]] = [{} for _ in texts]
         for w, t_i in enumerate(owner):
             for k, c in enumerate(self.labels):
@@ -247,9 +263,14 @@ class ClassifierDetector(BaseDetector):
 
     def detect(self, texts: Sequence[str]) -> list[list[Finding]]:
         """Findings on the model view of each text (evasions undone), spans in the original."""
+        return self.detect_after(texts, [[] for _ in texts])
+
+    def detect_after(self, texts: Sequence[str], earlier: Sequence[Sequence[Finding]]) -> list[list[Finding]]:
+        """`detect`, with every window of a text a rule list hit read by the encoder."""
+        forced = [any(f.witness is Witness.LIST for f in found) for found in earlier]
         views = [model_view(text or "") for text in texts]
         out: list[list[Finding]] = []
-        for view, best in zip(views, self._best([v.text for v in views]), strict=True):
+        for view, best in zip(views, self._best([v.text for v in views], forced), strict=True):
             findings = []
             for c, (p, span) in best.items():
                 if p >= self.score_floor:
