@@ -262,7 +262,9 @@ class Engine:
 
         A detector that fails or times out gives the fail-mode verdict. Raises `Overloaded` at
         once (with `retry_after` in seconds) when more than `detectors.max_queued_chars` wait
-        to be scored: the caller answers 503 rather than queueing work that would time out.
+        to be scored, or when, at the measured scoring rate, this check would not be done within
+        `detectors.timeout_seconds`: the caller answers 503 rather than queueing work that would
+        time out.
         """
         loaded = self._loaded if self._loaded is not None else await asyncio.to_thread(self.load)
         self.watch()
@@ -272,7 +274,7 @@ class Engine:
             loop = asyncio.get_running_loop()
             job = Job(loaded, list(missing.values()), loop, loop.create_future(),
                       piece_chars=settings.piece_chars, batch_size=settings.batch_size)
-            self._worker.submit(job, settings.max_queued_chars)
+            self._worker.submit(job, settings.max_queued_chars, settings.timeout_seconds)
             try:
                 found = await asyncio.wait_for(job.future, settings.timeout_seconds)
             except TimeoutError:

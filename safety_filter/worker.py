@@ -6,7 +6,10 @@ behind it, long after the client of the big one stopped waiting. So texts longer
 each round scores one piece of at most `batch_size` segments taken shortest job first, and jobs
 nobody waits for any more (timed out, client gone) are dropped before every round. The queue is
 bounded in characters: past `max_queued_chars`, `submit` raises `Overloaded` at once, with a
-retry delay estimated from the measured scoring rate.
+retry delay estimated from the measured scoring rate. It is bounded in time too: a job that, at
+the measured rate, would wait past its deadline behind the jobs served before it (those no
+larger: shortest job first) is refused at once, not answered by a timeout when the deadline
+passes.
 """
 
 from __future__ import annotations
@@ -104,6 +107,7 @@ class Worker:
         self._incoming: deque[Job] = deque()
         self._queued_chars = 0
         self._chars_per_second = 0.0  # moving average of the measured scoring rate
+        self._waiting: set[Job] = set()  # submitted, not yet settled or dropped
         self._thread: threading.Thread | None = None
         self._closed = False
 
@@ -111,8 +115,9 @@ class Worker:
     def queued_chars(self) -> int:
         return self._queued_chars
 
-    def submit(self, job: Job, max_queued_chars: int) -> None:
-        """Queue `job`, or raise `Overloaded` now if the queue already holds too much.
+    def submit(self, job: Job, max_queued_chars: int, max_wait_seconds: float | None = None) -> None:
+        """Queue `job`, or raise `Overloaded` now if the queue already holds too much, or if
+        scoring it would, at the measured rate, end past `max_wait_seconds`.
 
         A job larger than the bound is still taken when nothing else waits, so every request
         within the policy's text limits can be served by an idle engine.
@@ -123,7 +128,15 @@ class Worker:
             if self._queued_chars and self._queued_chars + job.chars > max_queued_chars:
                 message = f"{self._queued_chars} characters are already waiting to be scored"
                 raise Overloaded(message, retry_after=self._retry_after())
+            if self._waiting and max_wait_seconds is not None and self._chars_per_second > 0:
+                ahead = sum(other.chars for other in self._waiting if other.chars <= job.chars)
+                expected = (ahead + job.chars) / self._chars_per_second
+                if expected > max_wait_seconds:
+                    message = (f"scoring the {ahead} characters ahead of this check and its own {job.chars} "
+                               f"would take about {expected:.1f} s, past the {max_wait_seconds:g} s deadline")
+                    raise Overloaded(message, retry_after=self._retry_after())
             self._queued_chars += job.chars
+            self._waiting.add(job)
             self._incoming.append(job)
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._work, name=self._name, daemon=True)
@@ -162,6 +175,7 @@ class Worker:
                 self._run(_next_piece(active))
                 for job in [j for j in active if not j.pending]:
                     active.remove(job)
+                    self._forget(job)
                     job.settle()
 
     def _drop_abandoned(self, jobs: list[Job]) -> list[Job]:
@@ -171,9 +185,14 @@ class Worker:
                 log.debug("dropping a check nobody waits for (%d characters)", job.chars)
                 self._account(job, job.chars)
                 job.pending.clear()
+                self._forget(job)
             else:
                 kept.append(job)
         return kept
+
+    def _forget(self, job: Job) -> None:
+        with self._cond:
+            self._waiting.discard(job)
 
     def _account(self, job: Job, chars: int) -> None:
         job.chars -= chars

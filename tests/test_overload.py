@@ -123,6 +123,26 @@ async def test_a_full_queue_is_refused_at_once_not_after_the_timeout() -> None:
 
 
 @pytest.mark.anyio
+async def test_a_check_that_could_not_finish_before_its_deadline_is_refused_at_once() -> None:
+    detector = SlowDetector(delay=0.5)  # one call per check here: about 1,200 characters a second
+    engine = Engine(policy(timeout_seconds=2, max_queued_chars=10**6), [detector])
+    await engine.aload()
+    await engine.check(["warm text " * 60], "prompt")  # measures the rate
+    detector.started.clear()
+    busy = asyncio.create_task(engine.check(["first text " * 90], "prompt"))  # 990 characters
+    await asyncio.to_thread(detector.started.wait, 10)
+    queued = asyncio.create_task(engine.check(["second text " * 80], "prompt"))  # 960: done in time
+    await asyncio.sleep(0)
+    with pytest.raises(Overloaded, match="deadline") as refused:
+        await engine.check(["third text " * 90], "prompt")  # 990 behind 1,950: past 2 s
+    assert not busy.done() and not queued.done()  # refused while the others were still scored
+    assert refused.value.retry_after >= 1
+    assert (await busy)[0].action is Action.ALLOW and (await queued)[0].action is Action.ALLOW
+    assert (await engine.check(["third text " * 90], "prompt"))[0].action is Action.ALLOW  # in time again
+    engine.close()
+
+
+@pytest.mark.anyio
 async def test_a_full_queue_answers_503_with_retry_after_through_the_middleware() -> None:
     detector = SlowDetector(delay=0.5)
     engine = Engine(policy(timeout_seconds=60, max_queued_chars=1000), [detector])
