@@ -1,4 +1,3 @@
-# ruff: noqa: RUF001  (look-alike characters are the point here)
 """The one text normaliser, used on rule-list entries and on the texts they are matched against.
 
 `normalize(text)` returns a `Normalized` whose `.text` defeats the usual evasions and whose
@@ -40,21 +39,32 @@ letters (``ki-ll``, ``ki.ll``, ``ki_ll``): the rules match it too when such a sp
 Every character of `.text` carries the (start, end) range of original characters it stands
 for; deleted characters (separators, invisibles, repeated letters) are merged into the range of
 the kept character before them, so a span always covers the whole obfuscated spelling.
+
+Stages 0 and 1 (characters) live in `safety_filter.text.fold`; this module holds the word-level
+stages and the public API, and re-exports the character-level names it always exported.
 """
 
 from __future__ import annotations
 
-import html
 import re
-import unicodedata
 
-from safety_filter.text.confusables import confusables
+from safety_filter.text.fold import (
+    decode_and_fold_with_offsets,
+    decode_entities,
+    decode_entities_with_offsets,
+    fold_char,
+    fold_text,
+    is_invisible,
+    is_pictograph,
+    rewrite,
+)
 
 __all__ = [
     "Normalized",
     "decode_entities",
     "decode_entities_with_offsets",
     "fold_char",
+    "gap_ops",
     "has_joiners",
     "is_invisible",
     "is_pictograph",
@@ -67,134 +77,7 @@ __all__ = [
     "runs_compatible",
 ]
 
-# --- stage 0: HTML entities ---------------------------------------------------------------
-
-# `&#107;`, `&#x6b;`, `&amp;`: decoded (up to three times, for `&amp;#107;`) before anything else
-_ENTITY_RE = re.compile(r"&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});?")
-
-
-def _entity(m: re.Match[str]) -> str:
-    return html.unescape(m.group())
-
-
-def decode_entities(text: str) -> str:
-    """HTML character references decoded (text only)."""
-    for _ in range(3):
-        if "&" not in text:
-            break
-        decoded = _ENTITY_RE.sub(_entity, text)
-        if decoded == text:
-            break
-        text = decoded
-    return text
-
-
-def decode_entities_with_offsets(text: str) -> tuple[str, list[int], list[int]]:
-    """`decode_entities` with each output character's (start, end) range in `text`."""
-    n = len(text)
-    s, starts, ends = text, list(range(n)), list(range(1, n + 1))
-    for _ in range(3):
-        if "&" not in s:
-            break
-        ops = [(m.start(), m.end(), html.unescape(m.group())) for m in _ENTITY_RE.finditer(s)]
-        ops = [op for op in ops if op[2] != s[op[0]:op[1]]]
-        if not ops:
-            break
-        s, starts, ends = rewrite(s, starts, ends, ops)
-    return s, starts, ends
-
-
-# --- stage 1 tables ------------------------------------------------------------------------
-
-# Characters that render as nothing (or as blank) and are used to split words invisibly.
-_INVISIBLE_EXTRA = {
-    0x034F,  # combining grapheme joiner
-    0x115F, 0x1160, 0x3164, 0xFFA0,  # Hangul fillers
-    0x2800,  # braille pattern blank
-    0x180E,  # Mongolian vowel separator
-    0x17B4, 0x17B5,  # Khmer inherent vowels
-}
-TAG_FIRST, TAG_LAST = 0xE0020, 0xE007E  # tag characters: invisible copies of ASCII 0x20-0x7E
-
-# Letters NFKD does not decompose (French and neighbours), and typographic separators.
-_LETTERS_AND_MARKS: dict[str, str] = {
-    "œ": "oe", "Œ": "oe", "æ": "ae", "Æ": "ae", "ø": "o", "Ø": "o", "ł": "l", "Ł": "l",
-    "đ": "d", "Đ": "d", "ð": "d", "þ": "th", "ß": "ss", "ħ": "h",
-    "’": "'", "‘": "'", "ʼ": "'", "`": "'", "´": "'", "‐": "-", "‑": "-", "‒": "-", "–": "-",
-    "—": "-", "―": "-", "−": "-", "_": "-",
-}
-
-
-def _latin(ch: str) -> str:
-    """A look-alike's Latin letter (lowercase) or digit, from the TR39 table; else `ch`."""
-    mapped = _LETTERS_AND_MARKS.get(ch)
-    if mapped is not None:
-        return mapped
-    return confusables().get(ch, ch).lower()
-
-
-def is_invisible(ch: str) -> bool:
-    """Renders as nothing: format characters (zero-width, soft hyphen, bidi), fillers, selectors."""
-    cp = ord(ch)
-    if cp in _INVISIBLE_EXTRA:
-        return True
-    cat = unicodedata.category(ch)
-    if cat == "Cf":  # zero-width space/joiners, soft hyphen, bidi controls, tags, BOM
-        return True
-    if cat == "Cc":  # NUL and other controls (whitespace controls are not Cc-only: see below)
-        return not ch.isspace()
-    return 0xFE00 <= cp <= 0xFE0F or 0xE0100 <= cp <= 0xE01EF  # variation selectors
-
-
-def is_pictograph(ch: str) -> bool:
-    """Emoji and pictographic symbols: dropped, so "k🔥i🔥l🔥l" reads "kill"."""
-    return ord(ch) >= 0x2190 and unicodedata.category(ch) in ("So", "Sk")
-
-
-def _fold_uncached(ch: str) -> str:
-    cp = ord(ch)
-    if TAG_FIRST <= cp <= TAG_LAST:
-        return chr(cp - 0xE0000).lower()
-    if is_invisible(ch):
-        return ""
-    if ch in confusables():  # before NFKC, which spells parenthesized letters "(a)"
-        return confusables()[ch].lower()
-    out = []
-    for c in unicodedata.normalize("NFKC", ch):
-        c = _latin(c)
-        for c2 in c.casefold():
-            c2 = _latin(c2)
-            for c3 in unicodedata.normalize("NFKD", c2):
-                if unicodedata.combining(c3) or is_invisible(c3):
-                    continue
-                if unicodedata.category(c3) in ("Mn", "Me"):
-                    continue
-                out.append(_latin(c3))
-    folded = "".join(out)
-    if len(folded) == 1 and is_pictograph(folded):
-        return ""
-    return folded
-
-
-class _FoldTable(dict):
-    """Lazily filled char -> folded string cache (bounded by the characters actually seen)."""
-
-    def __missing__(self, ch: str) -> str:
-        folded = _fold_uncached(ch)
-        if len(self) < 200_000:
-            self[ch] = folded
-        return folded
-
-
-_FOLD = _FoldTable()
-
-
-def fold_char(ch: str) -> str:
-    """Stage 1 for one character: what it becomes (possibly '' or several characters)."""
-    return _FOLD[ch]
-
-
-# --- stages 2-6 patterns -------------------------------------------------------------------
+# --- stages 2-5 patterns -------------------------------------------------------------------
 # Stage 1 maps '_' to '-', so below `\w` (letters, digits, '_') never meets an underscore and
 # means "letter or digit". The stdlib `re` engine is used: it is about twice as fast as
 # `regex` on these simple patterns.
@@ -222,24 +105,6 @@ _REPEAT_FAST_RE = re.compile(r"([^\W\d])(?=\1)")  # same result, literal replace
 _TOKEN_END_RE = re.compile(_W + "*")
 # runs of whitespace/'-' that are not already a single space (a lone " " is left alone)
 _SQUEEZE_RE = re.compile(r"[\s\-]{2,}|[^\S ]|-")
-_NON_PLAIN_RE = re.compile(r"[^\t-\r\x20-\x7e]+")  # anything but printable ASCII and whitespace
-
-_ASCII_TABLE = {i: "" if is_invisible(chr(i)) else chr(i).lower() for i in range(128)}
-_ASCII_TABLE[ord("_")] = "-"
-_FOLD.update({chr(i): folded for i, folded in _ASCII_TABLE.items()})
-
-
-class _FoldOrdTable(dict):
-    """ord -> folded string, for str.translate (lazily filled; ASCII prefilled)."""
-
-    def __missing__(self, cp: int) -> str:
-        folded = _FOLD[chr(cp)]
-        if len(self) < 200_000:
-            self[cp] = folded
-        return folded
-
-
-_FOLD_ORD = _FoldOrdTable(_ASCII_TABLE)
 
 
 def has_joiners(text: str) -> bool:
@@ -317,89 +182,6 @@ class Normalized:
         return self.original[s:e]
 
 
-def rewrite(
-    s: str, starts: list[int], ends: list[int], ops: list[tuple[int, int, str]]
-) -> tuple[str, list[int], list[int]]:
-    """Apply sorted, non-overlapping (a, b, repl) ops to `s` and its offsets.
-
-    Each replacement character takes the union range of s[a:b]; deleted characters ('' repl)
-    are merged into the range of the kept character before them.
-    """
-    if not ops:
-        return s, starts, ends
-    out: list[str] = []
-    ost: list[int] = []
-    oen: list[int] = []
-    pos = 0
-    for a, b, repl in ops:
-        if a > pos:
-            out.append(s[pos:a])
-            ost.extend(starts[pos:a])
-            oen.extend(ends[pos:a])
-        if repl:
-            out.append(repl)
-            ost.extend([starts[a]] * len(repl))
-            oen.extend([ends[b - 1]] * len(repl))
-        elif oen:
-            oen[-1] = max(oen[-1], ends[b - 1])
-        pos = b
-    if pos < len(s):
-        out.append(s[pos:])
-        ost.extend(starts[pos:])
-        oen.extend(ends[pos:])
-    return "".join(out), ost, oen
-
-
-class _NotOneToOneTable(dict):
-    """ord -> None (deleted by translate) for characters that fold to exactly one character."""
-
-    def __missing__(self, cp: int) -> str | None:
-        keep = None if len(_FOLD[chr(cp)]) == 1 else chr(cp)
-        if len(self) < 200_000:
-            self[cp] = keep
-        return keep
-
-
-_NOT_ONE_TO_ONE = _NotOneToOneTable({i: None if len(f) == 1 else chr(i) for i, f in _ASCII_TABLE.items()})
-
-
-def _fold_with_offsets(text: str) -> tuple[str, list[int], list[int]]:
-    n = len(text)
-    if _NON_PLAIN_RE.search(text) is None:
-        return text.translate(_ASCII_TABLE), list(range(n)), list(range(1, n + 1))
-    if not text.translate(_NOT_ONE_TO_ONE):  # every character folds to one: identity map
-        return text.translate(_FOLD_ORD), list(range(n)), list(range(1, n + 1))
-    pieces: list[str] = []
-    starts: list[int] = []
-    ends: list[int] = []
-    pos = 0
-    fold = _FOLD
-    for m in _NON_PLAIN_RE.finditer(text):
-        a, b = m.span()
-        if a > pos:
-            pieces.append(text[pos:a].translate(_ASCII_TABLE))
-            starts.extend(range(pos, a))
-            ends.extend(range(pos + 1, a + 1))
-        for j in range(a, b):
-            f = fold[text[j]]
-            if len(f) == 1:
-                pieces.append(f)
-                starts.append(j)
-                ends.append(j + 1)
-            elif f:
-                pieces.append(f)
-                starts.extend([j] * len(f))
-                ends.extend([j + 1] * len(f))
-            elif ends:
-                ends[-1] = j + 1  # dropped invisible/mark: merged into the previous character
-        pos = b
-    if pos < n:
-        pieces.append(text[pos:].translate(_ASCII_TABLE))
-        starts.extend(range(pos, n))
-        ends.extend(range(pos + 1, n + 1))
-    return "".join(pieces), starts, ends
-
-
 def _leet_token(tok: str) -> str:
     if not _HAS_LETTER_RE.search(tok):
         return tok
@@ -434,7 +216,7 @@ def _leet_pass(s: str) -> str:
     return "".join(out)
 
 
-def _gap_ops(run: str, sep_re: re.Pattern[str] = _SEP_RE) -> list[tuple[int, int, str]]:
+def gap_ops(run: str, sep_re: re.Pattern[str] = _SEP_RE) -> list[tuple[int, int, str]]:
     """How to rewrite the gaps of a spaced-letter run: the usual gap joins letters, a longer or
     different one separates words ("k i l l  a l l" -> "kill all", "n-a-z-i s-c-u-m" too)."""
     gaps = [(m.start(), m.end(), m.group()) for m in sep_re.finditer(run)]
@@ -445,7 +227,7 @@ def _gap_ops(run: str, sep_re: re.Pattern[str] = _SEP_RE) -> list[tuple[int, int
 
 def _join_spaced(m: re.Match[str]) -> str:
     run = m.group()
-    ops = _gap_ops(run)
+    ops = gap_ops(run)
     if all(not repl for _, _, repl in ops):
         return _SEP_RE.sub("", run)
     out, pos = [], 0
@@ -459,7 +241,7 @@ def _join_spaced(m: re.Match[str]) -> str:
 def _pre_collapse(text: str, *, fuse: bool = False) -> str:
     """Stages 0 to 5 (text only)."""
     s = decode_entities(text) if "&" in text else text
-    s = s.translate(_ASCII_TABLE) if s.isascii() else s.translate(_FOLD_ORD)
+    s = fold_text(s)
     if fuse:
         s = _JOINER_RE.sub("", s)
     if len(s) >= 5:
@@ -512,19 +294,8 @@ def _runs(pre: str) -> tuple[str, dict[int, int]]:
     return _collapse_fast(pre), runs
 
 
-def _compose(outer_starts: list[int], outer_ends: list[int], starts: list[int], ends: list[int]
-             ) -> tuple[list[int], list[int]]:
-    """Offsets into an intermediate text -> offsets into the text it was made from."""
-    return [outer_starts[i] for i in starts], [outer_ends[e - 1] for e in ends]
-
-
 def _normalize_with_offsets(text: str, *, fuse: bool = False) -> tuple[str, list[int], list[int], dict[int, int]]:
-    if "&" in text:  # stage 0: HTML entities
-        decoded, d_starts, d_ends = decode_entities_with_offsets(text)
-        s, starts, ends = _fold_with_offsets(decoded)
-        starts, ends = _compose(d_starts, d_ends, starts, ends)
-    else:
-        s, starts, ends = _fold_with_offsets(text)
+    s, starts, ends = decode_and_fold_with_offsets(text)  # stages 0 and 1
 
     if fuse:  # the fused view: "ki-ll", "ki.ll" -> "kill"
         s, starts, ends = rewrite(s, starts, ends, [(m.start(), m.end(), "") for m in _JOINER_RE.finditer(s)])
@@ -534,7 +305,7 @@ def _normalize_with_offsets(text: str, *, fuse: bool = False) -> tuple[str, list
         ops: list[tuple[int, int, str]] = []
         for m in _SPACED_RE.finditer(s):
             base = m.start()
-            ops.extend((base + a, base + b, repl) for a, b, repl in _gap_ops(m.group()))
+            ops.extend((base + a, base + b, repl) for a, b, repl in gap_ops(m.group()))
         s, starts, ends = rewrite(s, starts, ends, ops)
 
     # stage 3: whitespace and '-' runs become one space

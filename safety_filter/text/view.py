@@ -27,16 +27,15 @@ import unicodedata
 from bisect import bisect_right
 
 from safety_filter.text.confusables import confusables
-from safety_filter.text.normalize import (
+from safety_filter.text.fold import (
     TAG_FIRST,
     TAG_LAST,
-    Normalized,
-    _gap_ops,
     decode_entities_with_offsets,
     is_invisible,
     is_pictograph,
     rewrite,
 )
+from safety_filter.text.normalize import Normalized, gap_ops
 
 __all__ = ["lower_fold", "model_view", "view_index"]
 
@@ -203,7 +202,7 @@ def model_view(text: str) -> Normalized:
         ops: list[tuple[int, int, str]] = []
         for m in _SPACED_RE.finditer(s):
             base = m.start()
-            ops.extend((base + a, base + b, repl) for a, b, repl in _gap_ops(m.group(), _SEP_RE))
+            ops.extend((base + a, base + b, repl) for a, b, repl in gap_ops(m.group(), _SEP_RE))
         s, starts, ends = rewrite(s, starts, ends, ops)
     s = _read_leet(s)  # 1:1, offsets unchanged
     return Normalized(text, s, starts, ends, {})

@@ -12,7 +12,7 @@ from typing import Any
 
 import regex
 
-from safety_filter.text.normalize import fold_char
+from safety_filter.text.fold import fold_char
 
 # nested quantifier: a group that contains a quantifier, itself quantified: (a+)+  (\w*x)*  (a{2,})+
 # (possessive quantifiers a++ and atomic groups (?>...) do not backtrack and are not flagged)
