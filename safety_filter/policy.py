@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from safety_filter.errors import ConfigurationError
 from safety_filter.findings import CATEGORIES, Action, CategoryResult, Finding, Severity, Verdict, Witness
@@ -90,7 +91,27 @@ class NCIISettings(_Strict):
     enabled: bool = True
 
 
+class PluginSettings(BaseModel):
+    """A plugin detector's own section under `detectors:`: `enabled`, and whatever else it reads.
+
+    Its other keys are the plugin's to validate (`model_extra`, or as attributes).
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    enabled: bool = True
+
+
 class DetectorSettings(_Strict):
+    """Built-in detectors and engine limits; any other key must name an installed plugin detector.
+
+    A plugin's section (`PluginSettings`) is checked against the `safety_filter.detectors`
+    entry points, so a misspelt built-in name still fails as an unknown key.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    __pydantic_extra__: dict[str, PluginSettings] = Field(init=False)
+
     rules: RulesSettings = RulesSettings()
     classifier: ClassifierSettings = ClassifierSettings()
     ncii: NCIISettings = NCIISettings()
@@ -101,6 +122,30 @@ class DetectorSettings(_Strict):
     max_queued_chars: Annotated[int, Field(ge=1)] = 1048576
     # Longer texts are scored in overlapping segments of this size, so one cannot hold the worker.
     piece_chars: Annotated[int, Field(ge=1024)] = 4096
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plugins_only(cls, data: object) -> object:
+        if isinstance(data, Mapping):
+            unknown = [key for key in data if key not in cls.model_fields]
+            if unknown:
+                from safety_filter.detectors import plugin_names
+
+                installed = plugin_names()
+                for key in unknown:
+                    if key not in installed:
+                        plugins = ", ".join(sorted(installed)) or "none"
+                        raise PydanticCustomError(
+                            "unknown_detector",
+                            "{key}: unknown key (check its spelling; plugin detectors installed: {plugins})",
+                            {"key": key, "plugins": plugins},
+                        )
+        return data
+
+    def plugin(self, name: str) -> PluginSettings:
+        """The section of plugin detector `name` (defaults when the policy has none)."""
+        extra = self.model_extra or {}
+        return extra.get(name, PluginSettings())
 
 
 class StreamingSettings(_Strict):

@@ -3,7 +3,10 @@
 Factories import their module lazily so `import safety_filter` stays light (no onnxruntime,
 no spaCy) and a disabled detector costs nothing. Third parties register more detectors through
 the `safety_filter.detectors` entry-point group: each entry point names a callable taking the
-policy and returning a Detector.
+policy and returning a Detector (or None). A plugin's own settings are the section under
+`detectors:` named like its entry point, `policy.detectors.plugin(name)` (a `PluginSettings`:
+`enabled: false` skips the plugin, other keys are its own); name the detector like its entry
+point, so a reload that edits the section rebuilds it.
 """
 
 from __future__ import annotations
@@ -62,10 +65,16 @@ BUILTIN: dict[str, Callable[[Policy], Detector | None]] = {
 }
 
 
+def plugin_names() -> set[str]:
+    """Names of the installed plugin detectors (entry points that do not shadow a built-in)."""
+    return {entry.name for entry in entry_points(group="safety_filter.detectors")} - set(BUILTIN)
+
+
 def build_detectors(policy: Policy) -> list[Detector]:
     """The detectors `policy` turns on, built but not loaded (see `Detector.load`)."""
     factories = dict(BUILTIN)
     for entry in entry_points(group="safety_filter.detectors"):
-        factories.setdefault(entry.name, entry.load())
+        if entry.name not in factories and policy.detectors.plugin(entry.name).enabled:
+            factories[entry.name] = entry.load()
     built = (factory(policy) for factory in factories.values())
     return [detector for detector in built if detector is not None]
