@@ -60,6 +60,20 @@ class AuditLog:
     def enabled(self) -> bool:
         return self.sink is not None and not self._closed
 
+    def configure(self, sink: str | Path | None, *, include_excerpts: bool, redact: bool) -> None:
+        """Switch to new settings (a reloaded policy's): lines after this use them; a new sink
+        is opened on the next line, the old file closed."""
+        with self._lock:
+            if sink != self.sink and self._file is not None:
+                try:
+                    self._file.close()
+                except OSError:
+                    log.exception("audit: error closing %s", self.sink)
+                self._file = None
+            self.sink = sink
+            self.include_excerpts = include_excerpts
+            self.redact = redact
+
     def set_detector_versions(self, versions: Mapping[str, str]) -> None:
         """Versions (e.g. a rule-list content hash, a model digest) written on every line."""
         self.detector_versions = dict(versions)

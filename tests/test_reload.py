@@ -5,18 +5,20 @@ bad edit. Rule lists here hold invented marker words (no harmful text is needed)
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 
-from safety_filter import Engine
+from safety_filter import Engine, SafetyFilterMiddleware
 from safety_filter.findings import Action
 from safety_filter.policy import load_policy
 
-from .helpers import FakeDetector, make_policy
+from .helpers import ChatApp, FakeDetector, chat_request, make_policy
 from .test_engine import policy_text
 
 
@@ -136,6 +138,29 @@ async def test_extra_blocklists_survive_a_policy_reload(tmp_path: Path) -> None:
     assert engine.policy.fail_mode == "open"
     assert blocked(engine, "zzfrob")  # and the extra list is still loaded
     engine.close()
+
+
+@pytest.mark.anyio
+async def test_audit_settings_follow_a_policy_reload(tmp_path: Path) -> None:
+    first, second = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
+    path = tmp_path / "policy.yaml"
+    rule = {"threshold": 0.5, "action": "block"}
+    path.write_text(policy_text(rule, reload_interval_seconds=0, audit={"sink": str(first)}))
+    engine = Engine(load_policy(path), [FakeDetector()], policy_path=path)
+    filtered = SafetyFilterMiddleware(ChatApp(), engine=engine)  # the audit log comes from the policy
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=filtered), base_url="http://test") as http:
+        assert (await http.post("/v1/chat/completions", json=chat_request("say zzhate once"))).status_code == 400
+        audit = {"sink": str(second), "include_excerpts": True, "redact": False}
+        path.write_text(policy_text(rule, reload_interval_seconds=0, audit=audit))
+        assert engine.reload()
+        assert (await http.post("/v1/chat/completions", json=chat_request("say zzhate twice"))).status_code == 400
+    filtered.close()
+    engine.close()
+    before = [json.loads(line) for line in first.read_text().splitlines()]
+    after = [json.loads(line) for line in second.read_text().splitlines()]
+    assert len(before) == 1 and "excerpts" not in before[0]  # the first policy's sink, no excerpts
+    assert [line["excerpts"] for line in after] == [["say zzhate twice"]]  # the reloaded policy's
+    assert after[0]["excerpts_redacted"] is False
 
 
 def test_close_stops_the_watcher_and_the_worker() -> None:

@@ -38,9 +38,10 @@ class SafetyFilterMiddleware:
 
     `policy` is a path, a `Policy`, or None for the shipped default; `engine` shares one engine
     between several apps (or injects fake detectors in tests); `audit` overrides the policy's
-    audit sink. Nothing loads here: the lifespan start-up loads the detectors in a thread (and
-    fails the start-up with the message when the policy, a list or a model is unusable), or the
-    first request does when the server runs no lifespan. The lifespan shutdown closes the engine
+    audit settings, which otherwise follow the policy as it reloads. Nothing loads here: the
+    lifespan start-up loads the detectors in a thread (and fails the start-up with the message
+    when the policy, a list or a model is unusable), or the first request does when the server
+    runs no lifespan. The lifespan shutdown closes the engine
     and audit log this filter created (given ones too with `close_on_shutdown`).
 
     With `inspected_routes_only` (what `serve` uses in front of a model server), anything that is
@@ -77,8 +78,13 @@ class SafetyFilterMiddleware:
         except ConfigurationError as exc:
             self._misconfigured = str(exc)
             settings = AuditSettings()
-        if audit is None or close_on_shutdown:
-            audit = audit or AuditLog(settings.sink, include_excerpts=settings.include_excerpts, redact=settings.redact)
+        # An audit log built from the policy follows its reloads; a given one keeps its settings.
+        self._audit_settings: AuditSettings | None = None
+        if audit is None:
+            audit = AuditLog(settings.sink, include_excerpts=settings.include_excerpts, redact=settings.redact)
+            self._audit_settings = settings
+            self._owned.append(audit)
+        elif close_on_shutdown:
             self._owned.append(audit)
         self.audit = audit
 
@@ -98,6 +104,7 @@ class SafetyFilterMiddleware:
             return
         apply(scope, target)
         policy = self.engine.policy
+        self._follow_audit(policy)
         adapter = adapter_for(target.path, policy.routes)
         if adapter is not None and target.method == "POST":
             await Exchange(self, policy, adapter, scope, receive, send).run()
@@ -116,6 +123,16 @@ class SafetyFilterMiddleware:
             await answer(send, 404, error_body(404, message, "route_not_forwarded"), Action.BLOCK)
         else:
             await self.app(scope, receive, send)
+
+    def _follow_audit(self, policy: Policy) -> None:
+        """Apply a reloaded policy's audit settings to the audit log built from the policy."""
+        settings = policy.audit
+        if self._audit_settings is None or settings == self._audit_settings:
+            return
+        self.audit.configure(settings.sink, include_excerpts=settings.include_excerpts, redact=settings.redact)
+        self._audit_settings = settings
+        log.info("audit settings from policy %s: sink %s, excerpts %s, redact %s",
+                 policy.label, settings.sink, settings.include_excerpts, settings.redact)
 
     async def _ready(self, send: Send) -> bool:
         """Load on the first request when no lifespan did (in a thread); else answer a 500."""
