@@ -140,6 +140,28 @@ async def test_extra_blocklists_survive_a_policy_reload(tmp_path: Path) -> None:
     engine.close()
 
 
+def test_serve_with_blocklist_reloads_the_policy_and_watches_the_extra_list(tmp_path: Path) -> None:
+    """`serve --blocklist FILE` (ServeOptions.blocklists): the policy file and FILE both reload."""
+    from safety_filter.serve.app import ServeOptions, build_app
+
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    write_list(lists / "a.txt", "zzquux")
+    extra = write_list(tmp_path / "extra.txt", "zzfrob")
+    policy = rules_only(tmp_path, lists)
+    engine = build_app(ServeOptions(policy=str(policy), blocklists=(str(extra),))).filtered.engine
+    assert blocked(engine, "zzfrob") and not blocked(engine, "zzbarf")
+    write_list(extra, "zzfrob", "zzbarf")
+    assert engine.changed()  # the extra list is watched
+    assert engine.reload() and blocked(engine, "zzbarf")
+    policy.write_text(policy.read_text().replace("fail_mode: closed", "fail_mode: open"))
+    assert engine.changed()  # and so is the policy file
+    assert engine.reload()
+    assert engine.policy.fail_mode == "open"
+    assert blocked(engine, "zzfrob") and blocked(engine, "zzbarf") and blocked(engine, "zzquux")
+    engine.close()
+
+
 @pytest.mark.anyio
 async def test_audit_settings_follow_a_policy_reload(tmp_path: Path) -> None:
     first, second = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
