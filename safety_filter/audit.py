@@ -7,7 +7,8 @@ carries one, ``error``. Raw text is never logged by default: findings lose their
 With ``include_excerpts=True`` the texts (truncated) and the evidence are logged, after personal
 data (names, emails, phone numbers, IPs, cards, IBANs, URLs) is replaced by ``<PERSON>``-style
 tags with `safety_filter.pii.redact`, unless ``redact=False`` is given explicitly. If redaction
-is on but unavailable, the excerpt is replaced by a placeholder, never logged raw.
+is on but unavailable (presidio is the `pii` extra), the excerpt is replaced by a placeholder,
+never logged raw; a middleware whose policy asks for redacted excerpts fails its start-up then.
 
 `record()` is thread-safe and never raises into the request path: a failure is reported to the
 `logging` module and the line is dropped.

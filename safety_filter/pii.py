@@ -15,6 +15,11 @@ uses `tldextract`, which fetches the public suffix list over the network on firs
   numbers with FR/EU/US regions, IPs, URLs, credit cards, IBANs) for both languages instead of
   presidio's predefined set, which is English-centric and loads country recognizers we don't use.
 
+These are the `pii` extra (``pip install 'safety-filter[pii]'``): the default install has none
+of them. `missing()` says, without loading anything, whether they are installed; what uses this
+module degrades explicitly without them (the NCII detector's capitalised-words fallback, with a
+warning; audit excerpts withheld, and a start-up that asks for redacted excerpts fails).
+
 `redact(text, language=None)` replaces what it finds with ``<PERSON>``-style tags;
 `find_people(text, language)` returns the (start, end) spans of person names. Both load the
 engine lazily, once, under a lock, and are safe to call from several threads.
@@ -41,6 +46,7 @@ __all__ = [
     "analyzer",
     "find_people",
     "guess_language",
+    "missing",
     "redact",
     "warm_up",
 ]
@@ -62,8 +68,19 @@ _backoff = 0.0
 RETRY_FIRST, RETRY_MAX = 1.0, 60.0  # seconds between attempts after a failure, doubling
 
 
+EXTRA = "pip install 'safety-filter[pii]'"
+
+
 class PIIUnavailable(RuntimeError):
     """presidio-analyzer or a spaCy model package is not installed (nothing is downloaded)."""
+
+
+def missing() -> str | None:
+    """Why personal-data detection cannot run here (a package not installed), or None; loads nothing."""
+    for package in ("presidio_analyzer", *SPACY_MODELS.values()):
+        if importlib.util.find_spec(package) is None:
+            return f"{package} is not installed ({EXTRA}); safety-filter never downloads models"
+    return None
 
 
 # --- engine ----------------------------------------------------------------------------------
@@ -72,10 +89,8 @@ class PIIUnavailable(RuntimeError):
 def _model_path(package: str) -> str:
     spec = importlib.util.find_spec(package)
     if spec is None or spec.origin is None:
-        raise PIIUnavailable(
-            f"spaCy model package {package!r} is not installed (pip install "
-            f"{package.replace('_', '-')}); safety-filter never downloads models"
-        )
+        raise PIIUnavailable(f"spaCy model package {package!r} is not installed ({EXTRA}); "
+                             "safety-filter never downloads models")
     root = Path(spec.origin).parent
     for cfg in sorted(root.glob("*/config.cfg")):
         return str(cfg.parent)
@@ -126,7 +141,7 @@ def _build() -> Any:
             UrlRecognizer,
         )
     except ImportError as exc:  # pragma: no cover - dependency missing
-        raise PIIUnavailable(f"presidio-analyzer is not installed: {exc}") from None
+        raise PIIUnavailable(f"presidio-analyzer is not installed ({EXTRA}): {exc}") from None
 
     config = {
         "nlp_engine_name": "spacy",
@@ -190,7 +205,10 @@ def analyzer() -> Any:
 
 
 def warm_up() -> None:
-    """Load the engine now (e.g. at start-up) instead of on the first call."""
+    """Load the engine now (e.g. at start-up) instead of on the first call; raises if not installed."""
+    reason = missing()
+    if reason is not None:
+        raise PIIUnavailable(reason)
     analyze("warm up for someone@example.com", "en")
     analyze("préchauffage pour quelqu'un@exemple.fr", "fr")
 

@@ -133,6 +133,28 @@ def test_redaction_failure_withholds_the_excerpt(tmp_path: Path, monkeypatch: py
     assert "secret" not in sink.read_text(encoding="utf-8")
 
 
+@pytest.mark.anyio
+async def test_redacted_excerpts_without_the_pii_extra_fail_the_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A policy asking for redacted excerpts on an install without presidio serves nothing."""
+    import httpx
+
+    from safety_filter import Engine, SafetyFilterMiddleware, pii
+
+    from .helpers import ChatApp, FakeDetector, chat_request, make_policy
+
+    monkeypatch.setitem(pii.SPACY_MODELS, "fr", "zz_no_such_spacy_model")
+    policy = make_policy(audit={"sink": str(tmp_path / "a.jsonl"), "include_excerpts": True})
+    app = ChatApp()
+    filtered = SafetyFilterMiddleware(app, engine=Engine(policy, [FakeDetector()]))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=filtered), base_url="http://test") as http:
+        response = await http.post("/v1/chat/completions", json=chat_request("hello"))
+    filtered.engine.close()
+    assert response.status_code == 500 and app.calls == 0
+    assert "zz_no_such_spacy_model is not installed" in response.text and "safety-filter[pii]" in response.text
+
+
 @pytest.mark.parametrize("case", _pii_cases(), ids=lambda c: c["language"] + ":" + c["text"][:20])
 def test_excerpts_are_redacted(tmp_path: Path, case: dict) -> None:
     assert os.environ.get("HF_HUB_OFFLINE") == "1"

@@ -227,8 +227,8 @@ def test_signal_lists_are_not_rule_lists() -> None:
 
 @pytest.mark.slow
 def test_presidio_offline_finds_people() -> None:
-    """presidio and the spaCy models are dependencies: offline, their PERSON alone flags a request
-    naming someone no list knows (the lists alone do not)."""
+    """presidio and the spaCy models (the pii extra, which the test extra installs): offline, their
+    PERSON alone flags a request naming someone no list knows (the lists alone do not)."""
     from safety_filter import pii
 
     assert os.environ.get("HF_HUB_OFFLINE") == "1"
@@ -244,6 +244,26 @@ def test_presidio_offline_finds_people() -> None:
         name = c["text"][ner[0].span[0]:ner[0].span[1]]
         assert name in ("Jessica Moore", "Camille Durand"), (c["id"], name)
     assert d.ner_error is None
+
+
+@pytest.mark.parametrize("warm", [False, True])
+def test_without_the_pii_extra_names_come_from_the_fallback_with_a_warning(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, warm: bool
+) -> None:
+    """presidio and spaCy are the `pii` extra: missing, the detector says so and still reads names."""
+    from safety_filter import pii
+
+    monkeypatch.setitem(pii.SPACY_MODELS, "en", "zz_no_such_spacy_model")
+    d = NCIIDetector()
+    with caplog.at_level("WARNING", logger="safety_filter.detectors.ncii"):
+        d.warm_up() if warm else d.load()
+    assert d.people_finder is None
+    assert d.ner_error is not None and "safety-filter[pii]" in d.ner_error
+    assert "capitalised-words fallback" in caplog.text and "zz_no_such_spacy_model" in caplog.text
+    text = case("en-ner-real-22")["text"]
+    findings = d.detect([text])[0]  # no InspectionError: the fallback reads the name
+    assert any(f.rule_id == "ncii:person:name_heuristic" for f in findings), findings
+    assert any(f.category == "non_consensual" for f in findings), findings
 
 
 def test_classifier_adapter_reads_findings() -> None:

@@ -10,8 +10,8 @@ Signals (data in ``blocklists/_ncii/``, which the rules detector does not load):
 
 * **real person**: strong when the text names a listed public figure (``public_figures.yaml``)
   or a relation ("my ex", "ma collègue", ``relations.yaml``); weak when presidio finds a PERSON
-  (``safety_filter.pii.find_people``: spaCy models from pip, offline; if those are missing, a
-  capitalised-words fallback), when a listed name is also a common first name, when the text
+  (``safety_filter.pii.find_people``: the `pii` extra, spaCy models from pip, offline; without
+  it, a capitalised-words fallback, with a warning), when a listed name is also a common first name, when the text
   points at an image of someone ("this photo of", "cette photo de", "the girl in this pic"), or
   for a bare third-person pronoun ("make her...").
 * **intent** (``intent.yaml``): ``alter`` (undress, nudify, sexual deepfake, remove clothes),

@@ -43,21 +43,23 @@ def _signals_dir() -> Path:
 
 
 def _people_finder_default(*, warm: bool) -> tuple[PeopleFinder | None, str | None]:
-    """`safety_filter.pii.find_people` (warmed up when `warm`: presidio + spaCy loaded), or (None, why)."""
-    try:
-        from safety_filter import pii
-    except Exception as exc:
-        return None, f"{type(exc).__name__}: {exc}"
-    finder = getattr(pii, "find_people", None)
-    if not callable(finder):
-        return None, "safety_filter.pii has no find_people"
-    warm_up = getattr(pii, "warm_up", None)
-    if warm and callable(warm_up):
+    """`safety_filter.pii.find_people` (warmed up when `warm`: presidio + spaCy loaded), or (None, why).
+
+    Without the `pii` extra, or when it fails to warm up, person names come from the
+    capitalised-words fallback: said in a warning, never silent.
+    """
+    from safety_filter import pii
+
+    reason = pii.missing()
+    if reason is None and warm:
         try:
-            warm_up()
+            pii.warm_up()
         except Exception as exc:
-            return None, f"{type(exc).__name__}: {exc}"
-    return finder, None
+            reason = f"{type(exc).__name__}: {exc}"
+    if reason is not None:
+        log.warning("ncii: person names by the capitalised-words fallback, not presidio: %s", reason)
+        return None, reason
+    return pii.find_people, None
 
 
 def _span_of(item: Any) -> tuple[int, int] | None:
