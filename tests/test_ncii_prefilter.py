@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from safety_filter.detectors.ncii import NCIIDetector
+from safety_filter.detectors.ncii.prefilter import Prefilter
 
 ROOT = Path(__file__).resolve().parents[1]
 FILES = [ROOT / "tests/fixtures/ncii/cases.jsonl", *sorted((ROOT / "classifiers/data/ncii").glob("*.jsonl"))]
@@ -69,3 +70,10 @@ def test_prefiltered_signals_equal_the_full_scan_on_word_salad(det: NCIIDetector
 def test_a_text_that_is_not_ascii_runs_every_pattern(det: NCIIDetector) -> None:
     assert det.data.prefilter.candidates("make my ex naked") is not None
     assert det.data.prefilter.candidates("make my ex naked 日本") is None
+
+
+def test_a_pattern_hyperscan_cannot_compile_runs_on_every_text() -> None:
+    prefilter = Prefilter(["undress", "(?R)"])  # recursion: Hyperscan refuses it even as a prefilter
+    assert prefilter.always == {1}
+    assert prefilter.candidates("a recipe for soup") == {1}
+    assert prefilter.candidates("undress her") == {0, 1}

@@ -28,22 +28,27 @@ class Prefilter:
     def __init__(self, patterns: Sequence[str]) -> None:
         import hyperscan
 
-        self._hs = hyperscan
         flags = hyperscan.HS_FLAG_PREFILTER | hyperscan.HS_FLAG_SINGLEMATCH | hyperscan.HS_FLAG_ALLOWEMPTY
-        compiled, self.always = [], set()
-        for index, pattern in enumerate(patterns):
-            try:
-                hyperscan.Database().compile(expressions=[pattern.encode()], ids=[index], elements=1, flags=[flags])
-            except hyperscan.error as exc:
-                log.info("ncii: pattern %d runs on every text (hyperscan: %s)", index, exc)
-                self.always.add(index)
-            else:
-                compiled.append(index)
+
+        def database(indexes: Sequence[int]) -> hyperscan.Database:
+            db = hyperscan.Database()
+            db.compile(expressions=[patterns[i].encode() for i in indexes], ids=list(indexes),
+                       elements=len(indexes), flags=[flags] * len(indexes))
+            return db
+
+        self.always: set[int] = set()
         self._db = None
-        if compiled:
-            self._db = hyperscan.Database()
-            self._db.compile(expressions=[patterns[i].encode() for i in compiled], ids=compiled,
-                             elements=len(compiled), flags=[flags] * len(compiled))
+        try:
+            self._db = database(range(len(patterns))) if patterns else None
+        except hyperscan.error:  # find the patterns it cannot take; they run on every text
+            for index in range(len(patterns)):
+                try:
+                    database([index])
+                except hyperscan.error as exc:
+                    log.info("ncii: pattern %d runs on every text (hyperscan: %s)", index, exc)
+                    self.always.add(index)
+            compiled = [i for i in range(len(patterns)) if i not in self.always]
+            self._db = database(compiled) if compiled else None
         self._lock = threading.Lock()
 
     def candidates(self, text: str) -> set[int] | None:
