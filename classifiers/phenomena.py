@@ -126,16 +126,21 @@ def spelling_variant(text: str, fillers: list[str], rng: random.Random) -> tuple
 
 
 def assign_splits(templates: list[dict], seed: int) -> dict[str, str]:
-    """Template id -> split: per (language, phenomenon), a fifth of the templates each to dev and test."""
-    by_group: dict[tuple[str, str], list[str]] = {}
+    """Template id -> split: per (language, phenomenon, batch), a fifth of the templates each to dev and test.
+
+    A template's optional `batch` (default 1) keeps splits stable as templates are added: a later
+    batch is shuffled and split on its own, so no earlier template changes split (reshuffling all
+    of them together would move old test rows into train).
+    """
+    by_group: dict[tuple[str, str, int], list[str]] = {}
     for tpl in templates:
-        by_group.setdefault((tpl["lang"], tpl["phenomenon"]), []).append(tpl["id"])
+        by_group.setdefault((tpl["lang"], tpl["phenomenon"], int(tpl.get("batch", 1))), []).append(tpl["id"])
     splits: dict[str, str] = {}
-    for (lang, phenomenon), ids in sorted(by_group.items()):
+    for (lang, phenomenon, batch), ids in sorted(by_group.items()):
         if len(ids) < 3:
-            raise ValueError(f"{lang}/{phenomenon}: {len(ids)} templates; at least 3 are needed for train/dev/test")
+            raise ValueError(f"{lang}/{phenomenon} batch {batch}: {len(ids)} templates; at least 3 are needed for train/dev/test")
         ids = sorted(ids)
-        random.Random(f"{seed}:{lang}:{phenomenon}").shuffle(ids)
+        random.Random(f"{seed}:{lang}:{phenomenon}" + ("" if batch == 1 else f":{batch}")).shuffle(ids)
         held = max(1, round(len(ids) / 5))
         for k, tid in enumerate(ids):
             splits[tid] = "test" if k < held else "dev" if k < 2 * held else "train"

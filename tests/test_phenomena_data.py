@@ -74,3 +74,12 @@ def test_a_template_with_too_few_siblings_is_refused():
     templates = [{"id": f"t{i}", "lang": "en", "phenomenon": "negation"} for i in range(2)]
     with pytest.raises(ValueError, match="at least 3"):
         phenomena.assign_splits(templates, seed=1)
+
+
+def test_a_later_batch_of_templates_moves_no_earlier_template():
+    first = [{"id": f"t{i}", "lang": "en", "phenomenon": "negation"} for i in range(5)]
+    later = [{"id": f"t{i}", "lang": "en", "phenomenon": "negation", "batch": 2} for i in range(5, 9)]
+    before = phenomena.assign_splits(first, seed=14)
+    after = phenomena.assign_splits(first + later, seed=14)
+    assert {k: after[k] for k in before} == before
+    assert sorted(after[t["id"]] for t in later) == ["dev", "test", "train", "train"]
