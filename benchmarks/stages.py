@@ -11,9 +11,10 @@ Escalation: a classifier with a first stage exposes `stats()`, cumulative counte
 {"windows": int, "escalated": int}; the rate is escalated / windows over each measurement
 (deltas around it), for benign turns and for the harmful texts of the test data; "n/a" without
 `stats`. The fp32 comparison times the same windows through the fine-tuned network in plain
-fp32 transformers/torch (the checkpoint `python -m classifiers.train` writes) against the
-shipped ONNX session; it is skipped, with the reason, when torch, transformers or the
-checkpoint is missing.
+fp32 transformers/torch against the shipped ONNX session, in one padded batch (the weights of
+the checkpoint `python -m classifiers.train` writes, or, without one, the shipped ONNX file's
+weights dequantized); it is skipped, with the reason, when torch, transformers or onnx is
+missing.
 """
 
 from __future__ import annotations
@@ -163,17 +164,12 @@ def fp32_comparison(clf: Any, turn: list[str], checkpoint: Path | None) -> dict[
     if clf is None or not hasattr(clf, "_windows"):
         return {"skipped": "the classifier is not available"}
     try:
+        import onnx  # (reads the shipped weights when there is no checkpoint)
         import torch
-        import transformers  # noqa: F401  (classifiers.e5convert builds a transformers BertModel)
+        import transformers  # noqa: F401  (the network is a transformers BertModel)
     except ImportError as exc:
         return {"skipped": f"{exc.name} is not importable (pip install -e '.[train]')"}
-    if checkpoint is None or not checkpoint.is_file():
-        return {"skipped": f"no fp32 checkpoint at {checkpoint} (python -m classifiers.train writes model_fp32.pt)"}
-    from classifiers.train import build_model
-
-    saved = torch.load(checkpoint, weights_only=False)
-    model = build_model(saved["keep"], torch)
-    model.load_state_dict(saved["state_dict"])
+    model, source = _fp32_network(clf, checkpoint, torch)
     model.eval()
     torch.set_num_threads(clf.threads)
     seqs = [ids for text in turn for ids, _ in clf._windows(model_view(text).text)]
@@ -190,12 +186,29 @@ def fp32_comparison(clf: Any, turn: list[str], checkpoint: Path | None) -> dict[
         with torch.inference_mode():
             model(torch.from_numpy(ids), torch.from_numpy(mask))
 
-    figures = {"windows": len(seqs), "checkpoint": str(checkpoint)}
+    figures = {"windows": len(seqs), "fp32_weights": source}
     for name, fn in (("onnx_shipped", onnx), ("torch_fp32", fp32)):
         fn()
         figures[f"{name}_ms_per_turn"] = summarize_ms([_timed(fn) for _ in range(3)])["p50_ms"]
     figures["speed_up"] = figures["torch_fp32_ms_per_turn"] / figures["onnx_shipped_ms_per_turn"]
     return figures
+
+
+def _fp32_network(clf: Any, checkpoint: Path | None, torch: Any) -> tuple[Any, str]:
+    """The fine-tuned network in torch fp32: the training checkpoint when there is one, else the
+    shipped ONNX file's weights dequantized (the same network; its weights carry int8 rounding)."""
+    if checkpoint is not None and checkpoint.is_file():
+        from classifiers.train import build_model
+
+        saved = torch.load(checkpoint, weights_only=False)
+        model = build_model(saved["keep"], torch)
+        model.load_state_dict(saved["state_dict"])
+        return model, f"checkpoint {checkpoint}"
+    from classifiers.distill import build_network, teacher_state
+
+    state, shapes = teacher_state(clf.model_dir / "model.onnx")
+    return (build_network(state, shapes, list(range(shapes["layers"])), len(clf.labels)),
+            "the shipped model.onnx, int8 weights dequantized")
 
 
 def _timed(fn: Callable[[], Any]) -> float:

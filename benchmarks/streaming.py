@@ -8,6 +8,10 @@ streamed in 4-character events (about one token each):
 - `paced`: one event every `pace` seconds (10 ms: 100 tokens/s, a fast model), so the figure
   includes waiting for the `check_every_chars` characters the guard needs before its first check.
 
+CPU of a stream vs its JSON twin: the process CPU time (all threads) the middleware adds to a
+first-seen 2 KB benign completion streamed in 16-character events, over what it adds to the
+same-sized completion answered as one JSON body; the ratio is summed over the pairs.
+
 Block lag: over a set of completions with a harmful part starting at a known offset, streamed
 in events of 1..64 characters, how many characters at or after that offset reached the client
 before the stream was cut (0 means not a single character of it left). Streams the filter did not
@@ -35,10 +39,11 @@ from safety_filter.audit import AuditLog
 AZURE_ASYNC_LAG_CHARS = 1000  # Azure OpenAI "asynchronous filter" streaming mode, as documented
 PACE_SECONDS = 0.01
 PACED_COMPLETION_CHARS = 240  # enough for the first release (after check_every_chars), short to stream
+CPU_TWIN_CHARS, CPU_TWIN_EVENT_CHARS = 2048, 16
 
 
 def steps(sizes: Sizes) -> int:
-    return 2 * sizes.repeats + len(sizes.block_event_sizes)
+    return 2 * sizes.repeats + 1 + len(sizes.block_event_sizes)
 
 
 def run(
@@ -89,6 +94,9 @@ async def _run(
         "azure_async_filter_lag_chars": AZURE_ASYNC_LAG_CHARS,
     }
     out["ttft"] = await _ttft_modes(make_engine, sizes, progress, rng, settings.check_every_chars)
+    progress.set_description("streaming: CPU of a stream vs its JSON twin")
+    out["stream_vs_json_cpu"] = await _stream_vs_json_cpu(engine, sizes.stream_cpu_pairs, rng)
+    progress.update()
     out["block_lag"] = await _block_lag(engine, sizes, progress, items, items_source, started)
     engine.close()
     return out
@@ -121,6 +129,33 @@ async def _ttft_modes(
             merged["expected_wait_ms"] = check_every / (4 / pace) * 1000
         out[mode] = merged
     return out
+
+
+async def _stream_vs_json_cpu(engine: Any, pairs: int, rng: random.Random) -> dict[str, Any]:
+    """Process CPU seconds added by the middleware to a streamed completion and to its JSON twin
+    (each completion first seen: its own nonce and text), and their ratio."""
+    model = EchoModel(completion_chars=CPU_TWIN_CHARS, piece=CPU_TWIN_EVENT_CHARS)
+    filtered = SafetyFilterMiddleware(model, engine=engine, audit=AuditLog(None))
+    added: dict[bool, list[float]] = {True: [], False: []}
+    for i in range(pairs):
+        for stream in (False, True):
+            cpu = {}
+            for app, tag in ((model, "base"), (filtered, "mw")):
+                nonce = f"cpu{tag}{int(stream)}x{i}"
+                model.replies[nonce] = benign_chars(rng, CPU_TWIN_CHARS, nonce)
+                model.settings[nonce] = (CPU_TWIN_EVENT_CHARS, 0.0)
+                body = chat_body([{"role": "user", "content": f"Ref {nonce}. go on"}], stream=stream)
+                before = time.process_time()
+                await asgi_call(app, body, stream=stream)
+                cpu[tag] = time.process_time() - before
+            added[stream].append(max(0.0, cpu["mw"] - cpu["base"]))
+    json_cpu, stream_cpu = sum(added[False]), sum(added[True])
+    return {
+        "pairs": pairs, "completion_chars": CPU_TWIN_CHARS, "event_chars": CPU_TWIN_EVENT_CHARS,
+        "json_added_cpu_ms_p50": statistics.median(added[False]) * 1000 if pairs else None,
+        "stream_added_cpu_ms_p50": statistics.median(added[True]) * 1000 if pairs else None,
+        "ratio": stream_cpu / json_cpu if json_cpu > 0 else None,
+    }
 
 
 async def _block_lag(

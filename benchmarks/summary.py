@@ -200,7 +200,8 @@ def _stages(n: int, st: dict[str, Any], tables: dict[str, Table]) -> list[str]:
             f"Plain fp32 transformers inference of the encoder on the same {fp32['windows']} windows of one turn: "
             f"**{num(fp32['torch_fp32_ms_per_turn'], '{:.1f}')} ms** against "
             f"{num(fp32['onnx_shipped_ms_per_turn'], '{:.1f}')} ms "
-            f"for the shipped ONNX model (x{num(fp32['speed_up'], '{:.1f}')}).",
+            f"for the shipped ONNX model (x{num(fp32['speed_up'], '{:.1f}')}; fp32 weights: "
+            f"{fp32.get('fp32_weights', fp32.get('checkpoint', 'a checkpoint'))}; both in one padded batch).",
             "",
         ]
     return out
@@ -241,6 +242,18 @@ def _http(n: int, http: dict[str, Any], tables: dict[str, Table]) -> list[str]:
     ]
 
 
+def _cpu_twin(cpu: dict[str, Any] | None) -> list[str]:
+    if not cpu or cpu.get("ratio") is None:
+        return []
+    return [
+        f"CPU a stream costs against its JSON twin ({cpu['pairs']} first-seen {cpu['completion_chars']:,}-character "
+        f"completions each way, {cpu['event_chars']}-character events): the middleware adds "
+        f"{cpu['stream_added_cpu_ms_p50']:.0f} ms of process CPU per stream and {cpu['json_added_cpu_ms_p50']:.0f} ms "
+        f"per JSON body (p50): **{cpu['ratio']:.2f}x**.",
+        "",
+    ]
+
+
 def _streaming(n: int, st: dict[str, Any], tables: dict[str, Table]) -> list[str]:
     s, bl = st["settings"], st["block_lag"]
     cut = (
@@ -257,6 +270,7 @@ def _streaming(n: int, st: dict[str, Any], tables: dict[str, Table]) -> list[str
         "",
         *tables["ttft"].markdown(),
         "",
+        *_cpu_twin(st.get("stream_vs_json_cpu")),
         f"Block lag over {bl['items']} completions with a harmful part{cut} ({bl['items_source']}):",
         "",
         *tables["block_lag"].markdown(),
