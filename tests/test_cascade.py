@@ -18,6 +18,7 @@ import pytest
 from safety_filter import Engine
 from safety_filter.detectors import build_detectors
 from safety_filter.detectors.classifier import ClassifierDetector, default_model_dir
+from safety_filter.detectors.screen import StudentScreen
 from safety_filter.findings import Finding, Witness
 from safety_filter.policy import load_policy
 from tests.helpers import make_policy
@@ -146,3 +147,56 @@ def test_a_screen_that_guarantees_less_than_the_policy_acts_on_is_not_used(tmp_p
         detector.load()
     assert acting_low.screen is None and acting_low.detect(HARMFUL[:1])[0], "the encoder read the window"
     assert as_shipped.screen is not None
+
+
+def model_with_student(folder: Path, *, level: float) -> Path:
+    """The shipped model beside a "student" that is the encoder itself, escalating from `level`:
+    the cascade must then keep exactly the encoder's findings at or above `level`."""
+    folder.mkdir()
+    for name in ("model.onnx", "tokenizer.json", "config.json"):
+        (folder / name).symlink_to(default_model_dir() / name)
+    (folder / "screen.onnx").symlink_to(default_model_dir() / "model.onnx")
+    config = json.loads((default_model_dir() / "config.json").read_text())
+    (folder / "screen.json").write_text(json.dumps({
+        "kind": "student", "version": "test-student", "teacher": config["version"], "flag_level": level,
+        "thresholds": {c: level for c in config["labels"]}}))
+    return folder
+
+
+BENIGN = [row["text"] for row in map(json.loads, (FIXTURES / "benign.jsonl").read_text(encoding="utf-8").splitlines())]
+
+
+def test_a_student_screen_keeps_every_finding_from_its_flag_level(tmp_path: Path) -> None:
+    level = 0.5
+    plain = ClassifierDetector(cascade=False)
+    student = ClassifierDetector(model_with_student(tmp_path / "m", level=level))
+    texts = [*HARMFUL, *BENIGN]
+
+    def above(findings: list) -> dict[str, float]:  # type: ignore[type-arg]
+        return {c: s for c, s in top(findings).items() if s >= level}
+
+    expected = [above(f) for f in plain.detect(texts)]
+    assert any(expected) and not all(expected), "the fixtures have windows on both sides of the level"
+    assert [above(f) for f in student.detect(texts)] == expected
+    assert isinstance(student.screen, StudentScreen)
+    stats = student.stats()
+    assert 0 < stats["escalated"] < stats["windows"], stats
+
+
+def test_screen_verdicts_are_cached_by_window(tmp_path: Path) -> None:
+    detector = ClassifierDetector(model_with_student(tmp_path / "m", level=0.5))
+    detector.load()
+    assert detector.screen is not None
+    asked: list[int] = []
+    escalate = detector.screen.escalate
+
+    def counting(windows):  # type: ignore[no-untyped-def]
+        asked.append(len(windows))
+        return escalate(windows)
+
+    detector.screen.escalate = counting  # type: ignore[method-assign]
+    first = detector.detect(HARMFUL)
+    assert sum(asked) > 0
+    asked.clear()
+    assert detector.detect(HARMFUL) == first
+    assert sum(asked) == 0, "a window read before is not screened again"

@@ -1,22 +1,22 @@
 """The shipped local classifier as a Detector (onnxruntime + tokenizers; no torch at runtime).
 
 Model files live in `safety_filter/data/model/`: `model.onnx` (fine-tuned multilingual-e5-small,
-inputs input_ids/attention_mask, output logits per category), `tokenizer.json`, and
-`config.json` (labels, max_length, stride, prefix, Platt calibration, recommended thresholds,
-version), and, when present, `screen.npz`, the cascade's first stage. Texts are cut into
-overlapping token windows, and a text of several sentences (32 tokens or more) is also read
-sentence by sentence; a category's score is the max over windows and the finding's span is that
-window's character range.
+inputs input_ids/attention_mask, output logits per category), `tokenizer.json`, `config.json`
+(labels, max_length, stride, prefix, Platt calibration, recommended thresholds, version) and,
+when present, the cascade's first stage (`screen.onnx` + `screen.json`, or `screen.npz`: see
+`screen.py`). Texts are cut into overlapping token windows, and a text of several sentences (32
+tokens or more) is also read sentence by sentence; a category's score is the max over windows
+and the finding's span is that window's character range.
 
-The cascade: every window is scored first by the screen (microseconds, see `screen.py`); only
-the windows it escalates are run through the encoder, and the encoder's scores of recent
-windows are cached by token ids, so a stream that re-reads its tail does not pay twice. A
-window the screen does not escalate has no finding. The screen never decides alone where a
-smaller score would matter: every window of a text a rule list hit is encoded (the list's
-second witness, see `policy.decide`), and a screen whose `flag_level` lies above `flag_floor`
-(the lowest policy threshold acting on a classifier category) is not used. `cascade=False`, a
-model folder without `screen.npz`, or a screen distilled from another encoder version run the
-encoder on every window.
+The cascade: every window is read first by the screen (a distilled shallow encoder); only the
+windows it escalates are run through the encoder. The screen's verdicts and the encoder's
+scores of recent windows are cached by token ids, so a stream that re-reads its tail does not
+pay twice. A window the screen does not escalate has no finding. The screen never decides alone
+where a smaller score would matter: every window of a text a rule list hit is encoded (the
+list's second witness, see `policy.decide`), and a screen whose `flag_level` lies above
+`flag_floor` (the lowest policy threshold acting on a classifier category) is not used.
+`cascade=False`, a model folder without a screen, or a screen distilled from another encoder
+version run the encoder on every window.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from safety_filter.detectors.base import BaseDetector
-from safety_filter.detectors.screen import Screen
+from safety_filter.detectors.screen import FirstStage, Screen, StudentScreen
 from safety_filter.findings import Finding, Witness
 from safety_filter.lru import LRUCache
 from safety_filter.text.sentences import sentence_spans
@@ -75,8 +75,9 @@ class ClassifierDetector(BaseDetector):
         self._max_length = max_length
         self.cascade = cascade
         self.flag_floor = flag_floor
-        self.screen: Screen | None = None
+        self.screen: FirstStage | None = None
         self._window_cache: LRUCache[bytes, np.ndarray] = LRUCache(window_cache)
+        self._screen_cache: LRUCache[bytes, bool] = LRUCache(window_cache)
         self._counts = {"windows": 0, "escalated": 0, "encoded": 0}
         self._lock = threading.Lock()
         self._session: Any = None
@@ -122,12 +123,16 @@ class ClassifierDetector(BaseDetector):
             self._tokenizer = tok
             self._session = session
 
-    def _load_screen(self) -> Screen | None:
-        path = self.model_dir / "screen.npz"
-        if not path.exists():
-            log.info("no screen.npz in %s: the encoder reads every window", self.model_dir)
+    def _load_screen(self) -> FirstStage | None:
+        screen: FirstStage
+        if (self.model_dir / "screen.json").exists():
+            screen = StudentScreen(self.model_dir, threads=self.threads, bos=self.bos, prefix_ids=self.prefix_ids,
+                                   eos=self.eos, cal_a=self.cal_a, cal_b=self.cal_b)
+        elif (self.model_dir / "screen.npz").exists():
+            screen = Screen(self.model_dir / "screen.npz")
+        else:
+            log.info("no screen in %s: the encoder reads every window", self.model_dir)
             return None
-        screen = Screen(path)
         if screen.teacher != self.version:
             log.warning("screen %s was distilled from %s, not %s: the encoder reads every window",
                         screen.version, screen.teacher, self.version)
@@ -217,11 +222,7 @@ class ClassifierDetector(BaseDetector):
         todo = list(range(len(seqs)))
         screened = [i for i in todo if not forced[i]]
         if self.screen is not None and screened:
-            head = 1 + len(self.prefix_ids)
-            escalate = self.screen.escalate([np.asarray(seqs[i][head:-1], dtype=np.int64) for i in screened])
-            if len(escalate) != len(screened):
-                raise RuntimeError(f"screen gave {len(escalate)} answers for {len(screened)} windows")
-            cleared = {i for i, up in zip(screened, escalate, strict=True) if not up}
+            cleared = self._cleared(seqs, screened)
             todo = [i for i in todo if i not in cleared]
         keys = {i: np.asarray(seqs[i], dtype=np.int32).tobytes() for i in todo}
         cached = {i: self._window_cache.get(keys[i]) for i in todo}
@@ -236,6 +237,22 @@ class ClassifierDetector(BaseDetector):
         self._counts["escalated"] += len(todo)
         self._counts["encoded"] += len(missing)
         return probs
+
+    def _cleared(self, seqs: list[list[int]], screened: list[int]) -> set[int]:
+        """The windows among `screened` the screen does not escalate (verdicts cached by tokens)."""
+        assert self.screen is not None
+        head = 1 + len(self.prefix_ids)
+        keys = {i: np.asarray(seqs[i], dtype=np.int32).tobytes() for i in screened}
+        verdicts = {i: self._screen_cache.get(keys[i]) for i in screened}
+        ask = [i for i in screened if verdicts[i] is None]
+        if ask:
+            escalate = self.screen.escalate([np.asarray(seqs[i][head:-1], dtype=np.int64) for i in ask])
+            if len(escalate) != len(ask):
+                raise RuntimeError(f"screen gave {len(escalate)} answers for {len(ask)} windows")
+            for i, up in zip(ask, escalate, strict=True):
+                verdicts[i] = bool(up)
+                self._screen_cache.put(keys[i], bool(up))
+        return {i for i in screened if not verdicts[i]}
 
     # ---------------------------------------------------------------- public
     def scores(self, texts: Sequence[str], *, screened: bool = True) -> list[dict[str, float]]:
