@@ -133,27 +133,39 @@ async def _ttft_modes(
 
 async def _stream_vs_json_cpu(engine: Any, pairs: int, rng: random.Random) -> dict[str, Any]:
     """Process CPU seconds added by the middleware to a streamed completion and to its JSON twin
-    (each completion first seen: its own nonce and text), and their ratio."""
+    (each completion first seen: its own nonce and text), and their ratio. A pair counts only
+    when every answer was a 200 (a refused or blocked request costs less and would skew it)."""
     model = EchoModel(completion_chars=CPU_TWIN_CHARS, piece=CPU_TWIN_EVENT_CHARS)
     filtered = SafetyFilterMiddleware(model, engine=engine, audit=AuditLog(None))
     added: dict[bool, list[float]] = {True: [], False: []}
+    not_200 = 0
     for i in range(pairs):
+        pair: dict[bool, float] = {}
         for stream in (False, True):
-            cpu = {}
+            cpu, ok = {}, True
             for app, tag in ((model, "base"), (filtered, "mw")):
                 nonce = f"cpu{tag}{int(stream)}x{i}"
                 model.replies[nonce] = benign_chars(rng, CPU_TWIN_CHARS, nonce)
                 model.settings[nonce] = (CPU_TWIN_EVENT_CHARS, 0.0)
-                body = chat_body([{"role": "user", "content": f"Ref {nonce}. go on"}], stream=stream)
+                body = chat_body([{"role": "user", "content": f"Ref {nonce}. continue the story"}], stream=stream)
                 before = time.process_time()
-                await asgi_call(app, body, stream=stream)
+                result = await asgi_call(app, body, stream=stream)
                 cpu[tag] = time.process_time() - before
-            added[stream].append(max(0.0, cpu["mw"] - cpu["base"]))
+                ok = ok and result.status == 200
+            if not ok:
+                not_200 += 1
+                break
+            pair[stream] = max(0.0, cpu["mw"] - cpu["base"])
+        if len(pair) == 2:
+            for stream, seconds in pair.items():
+                added[stream].append(seconds)
     json_cpu, stream_cpu = sum(added[False]), sum(added[True])
+    counted = len(added[True])
     return {
-        "pairs": pairs, "completion_chars": CPU_TWIN_CHARS, "event_chars": CPU_TWIN_EVENT_CHARS,
-        "json_added_cpu_ms_p50": statistics.median(added[False]) * 1000 if pairs else None,
-        "stream_added_cpu_ms_p50": statistics.median(added[True]) * 1000 if pairs else None,
+        "pairs": counted, "pairs_not_200": not_200, "completion_chars": CPU_TWIN_CHARS,
+        "event_chars": CPU_TWIN_EVENT_CHARS,
+        "json_added_cpu_ms_p50": statistics.median(added[False]) * 1000 if counted else None,
+        "stream_added_cpu_ms_p50": statistics.median(added[True]) * 1000 if counted else None,
         "ratio": stream_cpu / json_cpu if json_cpu > 0 else None,
     }
 

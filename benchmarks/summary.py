@@ -245,11 +245,13 @@ def _http(n: int, http: dict[str, Any], tables: dict[str, Table]) -> list[str]:
 def _cpu_twin(cpu: dict[str, Any] | None) -> list[str]:
     if not cpu or cpu.get("ratio") is None:
         return []
+    refused = cpu.get("pairs_not_200") or 0
+    skipped = f" ({refused} pairs left out: an answer was not a 200)" if refused else ""
     return [
         f"CPU a stream costs against its JSON twin ({cpu['pairs']} first-seen {cpu['completion_chars']:,}-character "
         f"completions each way, {cpu['event_chars']}-character events): the middleware adds "
         f"{cpu['stream_added_cpu_ms_p50']:.0f} ms of process CPU per stream and {cpu['json_added_cpu_ms_p50']:.0f} ms "
-        f"per JSON body (p50): **{cpu['ratio']:.2f}x**.",
+        f"per JSON body (p50): **{cpu['ratio']:.2f}x**{skipped}.",
         "",
     ]
 
