@@ -8,8 +8,8 @@ when present, the cascade's first stage (`screen.onnx` + `screen.json`, or `scre
 tokens or more) is also read sentence by sentence; a category's score is the max over windows
 and the finding's span is that window's character range.
 
-The cascade: every window is read first by the screen (a distilled shallow encoder); only the
-windows it escalates are run through the encoder. The screen's verdicts and the encoder's
+The cascade: every window is read first by the screen (see `screen.py`); only the windows it
+escalates are run through the encoder. The screen's verdicts and the encoder's
 scores of recent windows are cached by token ids, so a stream that re-reads its tail does not
 pay twice. A window the screen does not escalate has no finding. The screen never decides alone
 where a smaller score would matter: every window of a text a rule list hit is encoded (the
