@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import sys
 import tempfile
 import time
@@ -27,8 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from classifiers.train_screen import cached, choose_thresholds, corpus, read_jsonl, windows_and_teacher
+from classifiers.train_screen import choose_thresholds, dev_escalation, teacher_data
 from safety_filter.detectors.classifier import ClassifierDetector
+from safety_filter.detectors.screen import StudentScreen
 
 HERE = Path(__file__).resolve().parent
 VERSION = "student-2026.12.04"
@@ -190,6 +190,7 @@ def export(model, path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--datasets", default="../shared/datasets", help="labelled datasets, for classifiers.prepare")
+    ap.add_argument("--splits", default="", help="prepared splits folder (default: prepare into the work folder)")
     ap.add_argument("--workdir", default=str(Path(tempfile.gettempdir()) / "safety-filter-screen"),
                     help="the teacher-score cache (shared with train_screen)")
     ap.add_argument("--model-dir", default=None, help="the teacher (default: the shipped model)")
@@ -204,34 +205,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=3)
     args = ap.parse_args(argv)
 
-    import onnxruntime as ort
     import torch
 
     torch.set_num_threads(args.threads)
-    work = Path(args.workdir)
-    work.mkdir(parents=True, exist_ok=True)
-    splits = work / "splits"
-    if not (splits / "train.jsonl").exists():
-        from classifiers import prepare
-
-        prepare.main(["--datasets", args.datasets, "--out", str(splits)])
-    test_texts = {r["text"] for r in read_jsonl(HERE / "data" / "splits" / "test.jsonl")}
-    test_texts |= {r["text"] for r in read_jsonl(HERE / "data" / "phenomena" / "test.jsonl")}
-
-    def rows(split: str) -> list[dict]:
-        found = read_jsonl(splits / f"{split}.jsonl") + read_jsonl(HERE / "data" / "phenomena" / f"{split}.jsonl")
-        return [r for r in found if r["text"] not in test_texts]
-
-    rng = random.Random(args.seed)
-    batched = ClassifierDetector(args.model_dir, threads=args.threads, batch_size=32, cascade=False)
-    detector = ClassifierDetector(args.model_dir, threads=args.threads, cascade=False)
-    detector.load()
+    detector, tr, dv = teacher_data(args.model_dir, args.datasets, args.splits, Path(args.workdir), args.seed,
+                                    args.threads)
     tag = detector.version
-    train_rows, dev_rows = rows("train"), rows("dev")
-    tr = cached(work / f"teacher-train-{tag}-{args.seed}.npz",
-                lambda: windows_and_teacher(batched, corpus(train_rows, rng, len(train_rows) // 3)))
-    dv = cached(work / f"teacher-dev-{tag}-{args.seed}.npz",
-                lambda: windows_and_teacher(detector, corpus(dev_rows, rng, len(dev_rows) // 3)))
     log(f"teacher {tag}: {len(tr[0])} train windows, {len(dv[0])} dev windows")
 
     keep = [int(x) for x in args.layers.split(",")]
@@ -246,32 +225,21 @@ def main(argv: list[str] | None = None) -> int:
 
     out = detector.model_dir / "screen.onnx"
     export(model, out)
-    so = ort.SessionOptions()
-    so.intra_op_num_threads, so.inter_op_num_threads = args.threads, 1
-    session = ort.InferenceSession(str(out), so, providers=["CPUExecutionProvider"])
-    dev_scores = np.zeros_like(dv[1])
-    for i, seq in enumerate(sequences(detector, dv[0])):  # one window at a time, as the runtime runs it
-        ids = np.array([seq], dtype=np.int64)
-        logits = session.run(None, {"input_ids": ids, "attention_mask": np.ones_like(ids)})[0][0]
-        dev_scores[i] = 1.0 / (1.0 + np.exp(-(logits * detector.cal_a + detector.cal_b)))
-    thresholds = choose_thresholds(dev_scores, dv[1], args.flag_level, args.recall)
     config = {"kind": "student", "version": VERSION, "teacher": tag, "layers": keep, "init": args.init or None,
-              "flag_level": args.flag_level,
-              "thresholds": dict(zip(detector.labels, map(float, thresholds), strict=True))}
+              "flag_level": args.flag_level, "thresholds": dict.fromkeys(detector.labels, 0.0)}
+    (detector.model_dir / "screen.json").write_text(json.dumps(config, indent=1) + "\n", encoding="utf-8")
+    screen = StudentScreen(detector.model_dir, threads=args.threads, bos=detector.bos, prefix_ids=detector.prefix_ids,
+                           eos=detector.eos, cal_a=detector.cal_a, cal_b=detector.cal_b)
+    dev_scores = screen.scores(dv[0])  # exactly as the runtime scores them: one window at a time
+    thresholds = choose_thresholds(dev_scores, dv[1], args.flag_level, args.recall)
+    config["thresholds"] = dict(zip(detector.labels, map(float, thresholds), strict=True))
     (detector.model_dir / "screen.json").write_text(json.dumps(config, indent=1) + "\n", encoding="utf-8")
 
-    escalated = (dev_scores >= thresholds).any(axis=1)
-    flagged = (dv[1] >= args.flag_level).any(axis=1)
     report = {
         **config, "train_windows": len(tr[0]), "dev_windows": len(dv[0]), "steps": steps, "minutes": args.minutes,
         "recall_target": args.recall, "bytes": out.stat().st_size,
         "dev": {
-            "escalation_rate_benign_windows": float(escalated[~dv[2]].mean()),
-            "escalation_rate_harmful_windows": float(escalated[dv[2]].mean()),
-            "escalation_rate_all": float(escalated.mean()),
-            "recall_of_teacher_flags": float(escalated[flagged].mean()),
-            "recall_of_teacher_flags_by_label": {
-                c: float(escalated[dv[1][:, k] >= args.flag_level].mean()) for k, c in enumerate(detector.labels)},
+            **dev_escalation(dev_scores, thresholds, dv, args.flag_level, detector.labels),
             "mean_abs_prob_gap": {c: float(np.abs(dev_scores[:, k] - dv[1][:, k]).mean())
                                   for k, c in enumerate(detector.labels)},
         },

@@ -81,6 +81,57 @@ def cached(path: Path, build):  # type: ignore[no-untyped-def]
     return contents, probs, harmful
 
 
+def teacher_data(model_dir: str | None, datasets: str, splits_arg: str, work: Path, seed: int,
+                 threads: int = 2) -> tuple[ClassifierDetector, tuple, tuple]:
+    """The encoder to distil (loaded, run as the runtime runs it) and its cached window scores on
+    train and dev: `(detector, (contents, probs, harmful) of train, the same of dev)`. Splits are
+    prepared into `work`/splits unless `splits_arg` names a folder; no test row is read."""
+    work.mkdir(parents=True, exist_ok=True)
+    splits = Path(splits_arg) if splits_arg else work / "splits"
+    if not splits_arg:
+        from classifiers import prepare
+
+        prepare.main(["--datasets", datasets, "--out", str(splits)])
+    rng = random.Random(seed)
+    test_texts = {r["text"] for r in read_jsonl(HERE / "data" / "splits" / "test.jsonl")}
+    test_texts |= {r["text"] for r in read_jsonl(HERE / "data" / "phenomena" / "test.jsonl")}
+
+    def rows(split: str) -> list[dict]:
+        found = read_jsonl(splits / f"{split}.jsonl") + read_jsonl(HERE / "data" / "phenomena" / f"{split}.jsonl")
+        return [r for r in found if r["text"] not in test_texts]
+
+    train_rows, dev_rows = rows("train"), rows("dev")
+    # Training targets may come from batches (faster; int8 activations are scaled per batch, so
+    # scores move a little); thresholds are chosen on dev scores exactly as the runtime computes them.
+    batched = ClassifierDetector(model_dir, threads=threads, batch_size=32, cascade=False)
+    detector = ClassifierDetector(model_dir, threads=threads, cascade=False)
+    detector.load()
+    tag = detector.version
+    log(f"train rows {len(train_rows)}, dev rows {len(dev_rows)}; teacher {tag}")
+    tr = cached(work / f"teacher-train-{tag}-{seed}.npz",
+                lambda: windows_and_teacher(batched, corpus(train_rows, rng, len(train_rows) // 3)))
+    dv = cached(work / f"teacher-dev-{tag}-{seed}.npz",
+                lambda: windows_and_teacher(detector, corpus(dev_rows, rng, len(dev_rows) // 3)))
+    return detector, tr, dv
+
+
+def dev_escalation(dev_scores: np.ndarray, thresholds: np.ndarray, dv: tuple, flag_level: float,
+                   labels: list[str]) -> dict:
+    """How a first stage at `thresholds` does on the dev windows: escalation rates on benign and
+    harmful windows, and the share of the encoder's flags (>= `flag_level`) it escalates."""
+    escalated = (dev_scores >= thresholds).any(axis=1)
+    flagged = (dv[1] >= flag_level).any(axis=1)
+    return {
+        "escalation_rate_benign_windows": float(escalated[~dv[2]].mean()),
+        "escalation_rate_harmful_windows": float(escalated[dv[2]].mean()),
+        "escalation_rate_all": float(escalated.mean()),
+        "recall_of_encoder_flags": float(escalated[flagged].mean()),
+        "recall_of_encoder_flags_by_label": {
+            c: float(escalated[dv[1][:, k] >= flag_level].mean()) for k, c in enumerate(labels)
+        },
+    }
+
+
 def train(contents, teacher, vocab, buckets, dim, hidden, span, epochs, seed):  # type: ignore[no-untyped-def]
     """The screen's weights, fitted to the teacher's probabilities (soft targets, positives
     weighted up: the screen must not miss what the encoder flags). Mirrors `Screen.scores`."""
@@ -166,33 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=3)
     args = ap.parse_args(argv)
 
-    work = Path(args.workdir)
-    work.mkdir(parents=True, exist_ok=True)
-    splits = Path(args.splits) if args.splits else work / "splits"
-    if not args.splits:
-        from classifiers import prepare
-
-        prepare.main(["--datasets", args.datasets, "--out", str(splits)])
-    rng = random.Random(args.seed)
-    test_texts = {r["text"] for r in read_jsonl(HERE / "data" / "splits" / "test.jsonl")}
-    test_texts |= {r["text"] for r in read_jsonl(HERE / "data" / "phenomena" / "test.jsonl")}
-
-    def rows(split: str) -> list[dict]:
-        found = read_jsonl(splits / f"{split}.jsonl") + read_jsonl(HERE / "data" / "phenomena" / f"{split}.jsonl")
-        return [r for r in found if r["text"] not in test_texts]
-
-    train_rows, dev_rows = rows("train"), rows("dev")
-    # Training targets may come from batches (faster; int8 activations are scaled per batch, so
-    # scores move a little); thresholds are chosen on dev scores exactly as the runtime computes them.
-    batched = ClassifierDetector(args.model_dir, threads=2, batch_size=32, cascade=False)
-    detector = ClassifierDetector(args.model_dir, threads=2, cascade=False)
-    detector.load()
+    detector, tr, dv = teacher_data(args.model_dir, args.datasets, args.splits, Path(args.workdir), args.seed)
     tag = detector.version
-    log(f"train rows {len(train_rows)}, dev rows {len(dev_rows)}; teacher {tag}")
-    tr = cached(work / f"teacher-train-{tag}-{args.seed}.npz",
-                lambda: windows_and_teacher(batched, corpus(train_rows, rng, len(train_rows) // 3)))
-    dv = cached(work / f"teacher-dev-{tag}-{args.seed}.npz",
-                lambda: windows_and_teacher(detector, corpus(dev_rows, rng, len(dev_rows) // 3)))
     vocab = detector._tokenizer.get_vocab_size()
     weights = train(tr[0], tr[1], vocab, args.buckets, args.dim, args.hidden, args.span, args.epochs, args.seed)
 
@@ -207,20 +233,13 @@ def main(argv: list[str] | None = None) -> int:
                         span=args.span, flag_level=args.flag_level, version=VERSION, teacher=tag)
 
     escalated = (dev_scores >= screen.thresholds).any(axis=1)
-    flagged = (dv[1] >= args.flag_level).any(axis=1)
     at_threshold = {c: dv[1][:, k] >= detector.thresholds.get(c, 0.5) for k, c in enumerate(detector.labels)}
     report = {
         "version": VERSION, "teacher": tag, "flag_level": args.flag_level, "recall_target": args.recall,
         "train_windows": len(tr[0]), "dev_windows": len(dv[0]),
         "thresholds": dict(zip(detector.labels, map(float, screen.thresholds), strict=True)),
         "dev": {
-            "escalation_rate_benign_windows": float(escalated[~dv[2]].mean()),
-            "escalation_rate_harmful_windows": float(escalated[dv[2]].mean()),
-            "escalation_rate_all": float(escalated.mean()),
-            "recall_of_encoder_flags": float(escalated[flagged].mean()),
-            "recall_of_encoder_flags_by_label": {
-                c: float(escalated[dv[1][:, k] >= args.flag_level].mean()) for k, c in enumerate(detector.labels)
-            },
+            **dev_escalation(dev_scores, screen.thresholds, dv, args.flag_level, detector.labels),
             "recall_at_model_thresholds_by_label": {
                 c: float(escalated[mask].mean()) if mask.any() else None for c, mask in at_threshold.items()
             },
