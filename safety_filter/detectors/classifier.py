@@ -219,12 +219,12 @@ class ClassifierDetector(BaseDetector):
         """Probabilities per window: zero where the screen clears it, cached or encoded elsewhere;
         `forced` windows skip the screen."""
         probs = np.zeros((len(seqs), len(self.labels)), dtype=np.float64)
+        keys = [np.asarray(seq, dtype=np.int32).tobytes() for seq in seqs]  # both caches' key
         todo = list(range(len(seqs)))
         screened = [i for i in todo if not forced[i]]
         if self.screen is not None and screened:
-            cleared = self._cleared(seqs, screened)
+            cleared = self._cleared(seqs, keys, screened)
             todo = [i for i in todo if i not in cleared]
-        keys = {i: np.asarray(seqs[i], dtype=np.int32).tobytes() for i in todo}
         cached = {i: self._window_cache.get(keys[i]) for i in todo}
         missing = [i for i in todo if cached[i] is None]
         fresh = dict(zip(missing, self._run([seqs[i] for i in missing]), strict=True)) if missing else {}
@@ -238,11 +238,10 @@ class ClassifierDetector(BaseDetector):
         self._counts["encoded"] += len(missing)
         return probs
 
-    def _cleared(self, seqs: list[list[int]], screened: list[int]) -> set[int]:
-        """The windows among `screened` the screen does not escalate (verdicts cached by tokens)."""
+    def _cleared(self, seqs: list[list[int]], keys: list[bytes], screened: list[int]) -> set[int]:
+        """The windows among `screened` the screen does not escalate (verdicts cached by `keys`)."""
         assert self.screen is not None
         head = 1 + len(self.prefix_ids)
-        keys = {i: np.asarray(seqs[i], dtype=np.int32).tobytes() for i in screened}
         verdicts = {i: self._screen_cache.get(keys[i]) for i in screened}
         ask = [i for i in screened if verdicts[i] is None]
         if ask:
