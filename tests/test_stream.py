@@ -150,12 +150,10 @@ async def test_allowed_streams_stay_byte_identical(reply: str, piece: int, check
 
 
 @pytest.mark.slow
-async def test_a_streamed_completion_gets_the_verdict_of_its_json_twin() -> None:
+async def test_a_streamed_completion_gets_the_verdict_of_its_json_twin(shipped_engine: Engine) -> None:
     """On the shipped stack: the fixture texts, streamed 16 characters an event, end with the
     action the whole text gets as a JSON completion (and stream checks re-read ~1x the text)."""
     from pathlib import Path
-
-    from safety_filter.policy import Policy
 
     fixtures = Path(__file__).parent / "fixtures"
     named = json.loads((fixtures / "e2e_texts.json").read_text(encoding="utf-8"))
@@ -165,7 +163,7 @@ async def test_a_streamed_completion_gets_the_verdict_of_its_json_twin() -> None
         for line in (fixtures / "classifier_smoke.jsonl").read_text(encoding="utf-8").splitlines()
         if line.strip()
     ]
-    engine = Engine(Policy.default())
+    engine = shipped_engine  # warmed up, as a server is before its first request
     scored = 0
 
     async def check(windows: list[str]):  # type: ignore[no-untyped-def]
@@ -181,4 +179,3 @@ async def test_a_streamed_completion_gets_the_verdict_of_its_json_twin() -> None
         await g.finish()
         assert g.action == twin, text
     assert scored <= 1.5 * sum(map(len, texts))
-    engine.close()
