@@ -102,6 +102,7 @@ class Engine:
         self._stop = threading.Event()
         self._last_reload: dict[str, object] | None = None
         self._warm = False
+        self._warm_lock = threading.Lock()
 
     @classmethod
     def from_policy_file(cls, path: str | Path | None = None, *, extra_blocklists: Sequence[str | Path] = ()) -> Engine:
@@ -168,9 +169,12 @@ class Engine:
         """`load`, then let detectors do their optional slow start-up work (`warm_up()`) now.
 
         A server wants its first requests fast; a one-shot command does not need this.
+        Idempotent: concurrent callers wait for the one warm-up.
         """
-        self._warm = True
-        _warm(self.load().detectors)
+        with self._warm_lock:
+            if not self._warm:
+                _warm(self.load().detectors)
+                self._warm = True
 
     def _build(self, policy: Policy, previous: _Loaded | None) -> _Loaded:
         given = self._given_detectors
@@ -266,7 +270,9 @@ class Engine:
         `detectors.timeout_seconds`: the caller answers 503 rather than queueing work that would
         time out.
         """
-        loaded = self._loaded if self._loaded is not None else await asyncio.to_thread(self.load)
+        if not self._warm:  # start-up work is not detection: keep it out of the timeout
+            await asyncio.to_thread(self.warm_up)
+        loaded = self.load()
         self.watch()
         keys, known, missing = _lookup(loaded, texts)
         if missing:

@@ -57,6 +57,32 @@ async def test_timeout_follows_fail_mode() -> None:
     open_engine.close()
 
 
+class SlowToWarm(FakeDetector):
+    """Start-up work (presidio's, say) longer than the detection timeout, done on first use if not before."""
+
+    warmed = False
+
+    def warm_up(self) -> None:
+        time.sleep(0.3)
+        self.warmed = True
+
+    def detect(self, texts: Sequence[str]) -> list[list[Finding]]:
+        if not self.warmed:
+            self.warm_up()
+        return super().detect(texts)
+
+
+@pytest.mark.anyio
+async def test_a_first_check_without_warm_up_is_not_timed_out_by_start_up_work() -> None:
+    detector = SlowToWarm()
+    engine = Engine(make_policy(detectors={"timeout_seconds": 0.1}), [detector])
+    verdicts = await asyncio.gather(engine.check(["zzhate here"], "prompt"), engine.check(["hello"], "prompt"))
+    assert [v[0].action for v in verdicts] == [Action.BLOCK, Action.ALLOW]
+    assert all(v[0].error is None for v in verdicts)  # the detector's verdicts, not the timeout's
+    assert detector.warmed and detector.loaded == 1
+    engine.close()
+
+
 @pytest.mark.anyio
 async def test_a_failing_text_does_not_fail_its_batch_neighbours() -> None:
     detector = FakeDetector()
