@@ -6,7 +6,8 @@ streamed in 4-character events (about one token each):
 
 - `unpaced`: the model sends as fast as it can, so the figure is the guard's own compute;
 - `paced`: one event every `pace` seconds (10 ms: 100 tokens/s, a fast model), so the figure
-  includes waiting for the `check_every_chars` characters the guard needs before its first check.
+  includes waiting for the characters the guard needs before its first release (a checked
+  sentence end more than `holdback_chars` in: `expected_wait_ms` is that wait at this pace).
 
 CPU of a stream vs its JSON twin: the process CPU time (all threads) the middleware adds to a
 first-seen 2 KB benign completion streamed in 16-character events, over what it adds to the
@@ -32,13 +33,17 @@ from typing import Any
 from tqdm import tqdm
 
 from benchmarks.common import Sizes, added_ms, benign_chars, median_of_runs
-from benchmarks.fake_app import EchoModel, asgi_call, chat_body
+from benchmarks.fake_app import EchoModel, asgi_call, chat_body, stream_events
 from safety_filter.asgi.middleware import SafetyFilterMiddleware
+from safety_filter.asgi.stream import StreamGuard
 from safety_filter.audit import AuditLog
+from safety_filter.engine import Engine
+from safety_filter.findings import Verdict
+from safety_filter.policy import Policy, StreamingSettings
 
 AZURE_ASYNC_LAG_CHARS = 1000  # Azure OpenAI "asynchronous filter" streaming mode, as documented
 PACE_SECONDS = 0.01
-PACED_COMPLETION_CHARS = 240  # enough for the first release (after check_every_chars), short to stream
+PACED_COMPLETION_CHARS = 240  # enough for the first release (past the holdback), short to stream
 CPU_TWIN_CHARS, CPU_TWIN_EVENT_CHARS = 2048, 16
 
 
@@ -93,7 +98,7 @@ async def _run(
         "settings": settings.model_dump(),
         "azure_async_filter_lag_chars": AZURE_ASYNC_LAG_CHARS,
     }
-    out["ttft"] = await _ttft_modes(make_engine, sizes, progress, rng, settings.check_every_chars)
+    out["ttft"] = await _ttft_modes(make_engine, sizes, progress, rng, settings)
     progress.set_description("streaming: CPU of a stream vs its JSON twin")
     out["stream_vs_json_cpu"] = await _stream_vs_json_cpu(engine, sizes.stream_cpu_pairs, rng)
     progress.update()
@@ -103,9 +108,10 @@ async def _run(
 
 
 async def _ttft_modes(
-    make_engine, sizes: Sizes, progress: tqdm, rng: random.Random, check_every: int
+    make_engine, sizes: Sizes, progress: tqdm, rng: random.Random, settings: StreamingSettings
 ) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     out: dict[str, Any] = {}
+    first_release = await _first_release_chars(settings, benign_chars(random.Random(1), PACED_COMPLETION_CHARS), 4)
     for mode, pace, chars, n, concurrent in (
         ("unpaced", 0.0, PACED_COMPLETION_CHARS, sizes.ttft_requests, 1),
         ("paced", PACE_SECONDS, PACED_COMPLETION_CHARS, sizes.ttft_paced_requests, 5),
@@ -126,9 +132,29 @@ async def _ttft_modes(
         merged.update({"pace_s_per_event": pace, "event_chars": 4, "completion_chars": chars})
         if pace:
             merged["chars_per_second"] = 4 / pace
-            merged["expected_wait_ms"] = check_every / (4 / pace) * 1000
+            merged["first_release_chars"] = first_release
+            merged["expected_wait_ms"] = first_release / (4 / pace) * 1000
         out[mode] = merged
     return out
+
+
+async def _first_release_chars(settings: StreamingSettings, text: str, piece: int) -> int:
+    """How many characters of `text`, streamed `piece` at a time, the guard reads before it
+    releases any of it (every check allowing)."""
+    engine = Engine(Policy.default(), [])
+
+    async def allow(texts: list[str]) -> list[Verdict]:
+        return await engine.check(texts, "completion")
+
+    guard, fed = StreamGuard(allow, settings), 0
+    try:
+        for event in stream_events(text, piece)[1:]:  # after the role event, which carries no text
+            fed += len(json.loads(event[6:])["choices"][0]["delta"].get("content", ""))
+            if await guard.feed(event):
+                return fed
+        return len(text)
+    finally:
+        engine.close()
 
 
 async def _stream_vs_json_cpu(engine: Any, pairs: int, rng: random.Random) -> dict[str, Any]:

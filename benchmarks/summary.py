@@ -266,7 +266,8 @@ def _streaming(n: int, st: dict[str, Any], tables: dict[str, Table]) -> list[str
     out = [
         f"## {n}. Streaming",
         "",
-        f"Guard settings: check every {s['check_every_chars']} chars, holdback {s['holdback_chars']} chars, "
+        f"Guard settings: check after {s['check_every_chars']} new chars at a sentence end (or after "
+        f"{s.get('sentence_wait_chars', 0)} chars without one), holdback {s['holdback_chars']} chars, "
         f"context {s['context_chars']} chars. TTFT of a 240-character completion in 4-character events, unpaced and "
         "paced at 10 ms per event:",
         "",

@@ -151,13 +151,16 @@ class DetectorSettings(_Strict):
 class StreamingSettings(_Strict):
     """How the stream guard trades time-to-first-token against context.
 
-    Text is checked every `check_every_chars` new characters; the last `holdback_chars` of
-    checked text are still held back so a phrase split across events is seen whole before any
-    of it is released (keep it at least as long as the longest list phrase). Each check sees the
-    new text plus up to `context_chars` before it.
+    A check waits for `check_every_chars` new characters, then for a sentence to end, and reads
+    up to the last sentence end (so each sentence is scored once, whole); with no sentence end in
+    `sentence_wait_chars` unchecked characters it reads them all (0: never wait for one). The
+    last `holdback_chars` of checked text are still held back so a phrase split across events is
+    seen whole before any of it is released (keep it at least as long as the longest list
+    phrase). Each check sees the new text plus up to `context_chars` before it.
     """
 
     check_every_chars: Annotated[int, Field(ge=1)] = 64
+    sentence_wait_chars: Annotated[int, Field(ge=0)] = 320
     holdback_chars: Annotated[int, Field(ge=0)] = 96
     context_chars: Annotated[int, Field(ge=0)] = 1000
 

@@ -69,6 +69,15 @@ async def test_nothing_is_released_before_it_is_checked() -> None:
     assert await g.finish() == chunk("hello ")
 
 
+def emitted(out: bytes) -> str:
+    """The completion text carried by the released events."""
+    return "".join(
+        json.loads(e[6:])["choices"][0].get("delta", {}).get("content", "") or ""
+        for e in out.decode().split("\n\n")
+        if e.startswith("data: {")
+    )
+
+
 @settings(max_examples=40, deadline=None)
 @given(st.integers(min_value=0, max_value=120), st.integers(min_value=1, max_value=9))
 async def test_a_phrase_split_anywhere_never_leaks(position: int, piece: int) -> None:
@@ -88,6 +97,46 @@ async def test_a_phrase_split_anywhere_never_leaks(position: int, piece: int) ->
     assert out.endswith(b"data: [DONE]\n\n")
 
 
+def recording_guard(**streaming: int) -> tuple[StreamGuard, list[str]]:
+    engine = Engine(make_policy(), [FakeDetector()])
+    seen: list[str] = []
+
+    async def check(texts: list[str]):  # type: ignore[no-untyped-def]
+        seen.extend(texts)
+        return await engine.check(texts, "completion")
+
+    return StreamGuard(check, StreamingSettings(**streaming)), seen
+
+
+async def test_each_sentence_is_checked_once_it_ends_and_whole() -> None:
+    sentences = [f"Sentence number {i} says something about the weather and the sea." for i in range(12)]
+    text = " ".join(sentences)
+    g, seen = recording_guard()  # the shipped settings: 64 chars, then a sentence end
+    out = b""
+    for start in range(0, len(text), 4):
+        out += await g.feed(chunk(text[start : start + 4]))
+        checked = text.index(seen[-1]) + len(seen[-1]) if seen else 0
+        assert len(emitted(out)) <= max(0, checked - 96)  # the holdback still applies
+    mid_stream = len(seen)
+    out += await g.finish()
+    assert emitted(out) == text
+    assert all(t.endswith(".") for t in seen[:mid_stream])  # checks stop at sentence ends
+    assert all(any(sentence in t for t in seen) for sentence in sentences)  # each read whole
+    assert len(seen) <= len(sentences)  # not once per 64 characters (16 checks)
+
+
+async def test_text_without_sentence_ends_is_checked_after_sentence_wait_chars() -> None:
+    text = "words without any full stop " * 12 + "zzhate " + "and more words " * 30
+    g, seen = recording_guard(sentence_wait_chars=200)
+    out = b""
+    for start in range(0, len(text), 4):
+        out += await g.feed(chunk(text[start : start + 4]))
+        if start == 200:
+            assert seen and emitted(out)  # checked and partly released before any sentence ended
+    assert g.blocked is not None  # cut mid-stream, not at the end
+    assert "zzh" not in emitted(out) and len(seen) >= 2
+
+
 async def test_unparseable_event_data_is_inspected_as_text() -> None:
     g = guard(check_every_chars=1, holdback_chars=0)
     out = await g.feed(b"data: not json zzhate\n\n")
@@ -95,7 +144,7 @@ async def test_unparseable_event_data_is_inspected_as_text() -> None:
 
 
 async def test_choices_are_tracked_separately() -> None:
-    g = guard(check_every_chars=4, holdback_chars=0)
+    g = guard(check_every_chars=4, holdback_chars=0, sentence_wait_chars=0)
     out = await g.feed(chunk("fine text", 0) + chunk("zzh", 1))
     out += await g.feed(chunk("ate", 1))
     assert b"zzh" not in out

@@ -21,12 +21,12 @@ from safety_filter.api.openai import OpenAIChat
 from safety_filter.errors import ShapeError
 from safety_filter.findings import Action, Verdict
 from safety_filter.policy import StreamingSettings, strongest
+from safety_filter.text.sentences import sentence_ends
 
 CheckFn = Callable[[list[str]], Awaitable[list[Verdict]]]
 
 _LINE_END = re.compile(r"\r\n|\n|\r")
 _UNPARSED: Channel = (-1, "raw")  # event content that is not JSON we know: inspected as plain text
-_SENTENCE_END = re.compile(r"[.!?\u2026\n][\"')\]]*\s+")
 
 
 class SSEParser:
@@ -142,8 +142,11 @@ def _parses(text: str) -> bool:
 def sentence_start(text: str, before: int, limit: int) -> int:
     """The start of the sentence that holds offset `before`, looking back at most `limit` chars."""
     floor = max(0, before - limit)
-    starts = [m.end() for m in _SENTENCE_END.finditer(text, floor, max(floor, before))]
-    return starts[-1] if starts else floor
+    ends = sentence_ends(text, floor, max(floor, before))
+    start = ends[-1] if ends else floor
+    while start < before and text[start].isspace():
+        start += 1
+    return start
 
 
 @dataclass
@@ -213,8 +216,7 @@ class StreamGuard:
             return data
         for raw in self._parser.feed(data):
             self._hold(raw)
-        every = self.settings.check_every_chars
-        due = [k for k, c in self._channels.items() if len(c.text) - c.checked >= (1 if c.complete else every)]
+        due = {k: end for k, c in self._channels.items() if (end := self._check_end(c)) is not None}
         if due:
             await self._check(due, final=False)
         return self._ending() if self.blocked is not None else self._release()
@@ -239,7 +241,8 @@ class StreamGuard:
         rest = self._parser.flush()
         if rest.strip():
             self._hold(rest)
-        await self._check([key for key, c in self._channels.items() if c.checked < len(c.text)], final=True)
+        rest_of = {key: len(c.text) for key, c in self._channels.items() if c.checked < len(c.text)}
+        await self._check(rest_of, final=True)
         if self.blocked is not None:
             return self._ending()
         for channel in self._channels.values():
@@ -295,17 +298,36 @@ class StreamGuard:
         channel.text += text
         ends[key] = len(channel.text)
 
-    async def _check(self, keys: list[Channel], *, final: bool) -> None:
-        """Check each channel's new text, starting at the sentence before it (with at least
-        `holdback_chars` of overlap, so a phrase split across checks is read whole)."""
-        if not keys:
+    def _check_end(self, channel: _Channel) -> int | None:
+        """Where a check of `channel` would stop now, or None while it waits for more text.
+
+        A check waits for `check_every_chars` new characters and then for the end of a sentence,
+        and reads up to the last one: each sentence is then scored once and whole, not once per
+        64 characters as its prefixes grow. Past `sentence_wait_chars` unchecked characters with
+        no sentence end (code, lists) it reads everything.
+        """
+        new = len(channel.text) - channel.checked
+        if channel.complete:
+            return len(channel.text) if new > 0 else None
+        if new < self.settings.check_every_chars:
+            return None
+        wait = self.settings.sentence_wait_chars
+        if wait == 0 or new >= wait:
+            return len(channel.text)
+        ends = sentence_ends(channel.text, channel.checked)
+        return ends[-1] if ends else None
+
+    async def _check(self, ends: dict[Channel, int], *, final: bool) -> None:
+        """Check each channel's new text up to its end offset, starting at the sentence before it
+        (with at least `holdback_chars` of overlap, so a phrase split across checks is read whole)."""
+        if not ends:
             return
         holdback = self.settings.holdback_chars
-        windows = []
+        keys, windows = list(ends), []
         for key in keys:
             channel = self._channels[key]
             start = sentence_start(channel.text, max(0, channel.checked - holdback), self.settings.context_chars)
-            windows.append(channel.text[start:])
+            windows.append(channel.text[start : ends[key]])
         verdicts = await self.check(windows)
         for key, verdict in zip(keys, verdicts, strict=True):
             channel = self._channels[key]
@@ -316,7 +338,7 @@ class StreamGuard:
             flagged = verdict.action is not Action.ALLOW or verdict.error is not None
             if flagged and (channel.verdict is None or verdict.action.rank > channel.verdict.action.rank):
                 channel.verdict = verdict
-            channel.checked = len(channel.text)
+            channel.checked = ends[key]
             channel.released = max(channel.released, channel.checked - (0 if final or channel.complete else holdback))
 
     def _release(self) -> bytes:

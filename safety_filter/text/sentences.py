@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["sentence_spans"]
+__all__ = ["sentence_ends", "sentence_spans"]
 
 _END_RE = re.compile(r"[.!?…]+[\"'”»)\]]*(?=\s)|\n")
 _ABBREVIATIONS = frozenset((
@@ -29,14 +29,23 @@ def _is_abbreviation(text: str, end: int) -> bool:
     return word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha())
 
 
+def sentence_ends(text: str, start: int = 0, stop: int | None = None) -> list[int]:
+    """Offsets just past each sentence end found in `text[start:stop]`, in order.
+
+    An end is only known once the whitespace after it is there: a text that stops at "3." or
+    "Mr." has not ended a sentence yet, so a stream can tell finished sentences from the one
+    still being written.
+    """
+    stop = len(text) if stop is None else stop
+    return [m.end() for m in _END_RE.finditer(text, start, stop)
+            if m.group() == "\n" or not _is_abbreviation(text, m.end())]
+
+
 def sentence_spans(text: str) -> list[tuple[int, int]]:
     """(start, end) of each sentence of `text`, in order, surrounding whitespace excluded."""
     spans: list[tuple[int, int]] = []
     start = 0
-    for m in _END_RE.finditer(text):
-        end = m.end()
-        if m.group() != "\n" and _is_abbreviation(text, end):
-            continue
+    for end in sentence_ends(text):
         _append(text, start, end, spans)
         start = end
     _append(text, start, len(text), spans)
