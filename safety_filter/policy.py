@@ -76,8 +76,13 @@ class SeverityBands(_Strict):
 
 
 class RulesSettings(_Strict):
+    """`quoted_weight`: the most a list entry weighs inside a quoted passage that other words
+    frame (`text.quotes`): quoting is how counter-speech and questions mention hate, so there the
+    model must witness too. Below every threshold it applies to; 1.0 turns it off."""
+
     enabled: bool = True
     blocklists: tuple[str, ...] = ("default",)
+    quoted_weight: Annotated[float, Field(ge=0.0, le=1.0)] = 0.4
 
 
 class ClassifierSettings(_Strict):

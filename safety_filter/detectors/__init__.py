@@ -28,7 +28,8 @@ def _rules(policy: Policy) -> Detector | None:
         return None
     from safety_filter.detectors.rules import RulesDetector
 
-    return RulesDetector(policy.detectors.rules.blocklists)
+    settings = policy.detectors.rules
+    return RulesDetector(settings.blocklists, quoted_weight=settings.quoted_weight)
 
 
 def _classifier(policy: Policy) -> Detector | None:

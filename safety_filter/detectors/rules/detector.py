@@ -16,6 +16,7 @@ from safety_filter.detectors.rules.model import DEFAULT_REGEX_TIMEOUT, Blocklist
 from safety_filter.detectors.rules.schema import resolve_lists
 from safety_filter.findings import Action, Finding, Witness
 from safety_filter.text.normalize import normalize
+from safety_filter.text.quotes import framed_quotes, inside
 
 log = logging.getLogger("safety_filter.detectors.rules")
 
@@ -34,10 +35,11 @@ class RulesDetector(BaseDetector):
     name = "rules"
 
     def __init__(self, lists: Sequence[str | Path] = ("default",), *, regex_timeout: float = DEFAULT_REGEX_TIMEOUT,
-                 max_evidence: int = 200) -> None:
+                 max_evidence: int = 200, quoted_weight: float = 1.0) -> None:
         if isinstance(lists, (str, Path)):
             lists = (lists,)
         self.lists_spec: tuple[str | Path, ...] = tuple(lists)
+        self.quoted_weight = quoted_weight  # the most an entry weighs inside a framed quote (a mention)
         self.regex_timeout = regex_timeout
         self.max_evidence = max_evidence
         self._compiled: CompiledRules | None = None
@@ -111,9 +113,14 @@ class RulesDetector(BaseDetector):
         out: list[list[Finding]] = []
         for text in texts:
             findings = []
-            for m in compiled.match(text):
+            matches = compiled.match(text)
+            quotes = framed_quotes(text) if matches and self.quoted_weight < 1.0 else []
+            for m in matches:
                 evidence = m.evidence if len(m.evidence) <= self.max_evidence else m.evidence[: self.max_evidence] + "…"
-                findings.append(Finding(category=m.entry.category, score=m.entry.score, source=self.name,
+                score = m.entry.score
+                if score > self.quoted_weight and inside(m.span, quotes):
+                    score, evidence = self.quoted_weight, f"{evidence} (quoted)"
+                findings.append(Finding(category=m.entry.category, score=score, source=self.name,
                                         span=m.span, rule_id=m.rule_id, evidence=evidence,
                                         action=actions.get(m.entry.list_name), witness=Witness.LIST))
             out.append(findings)
@@ -124,6 +131,11 @@ class RulesDetector(BaseDetector):
         compiled = self.compiled
         n = normalize(text)
         matches = compiled.match(text, include_allowed=True, normalized=n)
+        quotes = framed_quotes(text) if self.quoted_weight < 1.0 else []
+
+        def as_found(m: RuleMatch) -> float:
+            return min(m.entry.score, self.quoted_weight) if inside(m.span, quotes) else m.entry.score
+
         return {
             "text": text,
             "normalized": n.text,
@@ -138,6 +150,8 @@ class RulesDetector(BaseDetector):
                     "entry": m.entry.term,
                     "entry_normalized": m.entry.norm or None,
                     "score": m.entry.score,
+                    "quoted": inside(m.span, quotes),
+                    "score_as_found": as_found(m),
                     "span": list(m.span),
                     "evidence": m.evidence,
                     "normalized_span": list(m.norm_span) if m.norm_span[0] >= 0 else None,

@@ -1,0 +1,70 @@
+# ruff: noqa: RUF001  (typographic quotes are the point here)
+"""Quoted passages: a listed phrase quoted inside other words is a mention, and the model must agree."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from safety_filter.detectors.rules import RulesDetector
+from safety_filter.findings import Finding, Witness
+from safety_filter.policy import decide
+from safety_filter.text.quotes import framed_quotes
+
+from .helpers import make_policy
+
+FIXTURES = Path(__file__).parent / "fixtures" / "rules"
+
+
+def quoted(text: str) -> list[str]:
+    return [text[a:b].strip() for a, b in framed_quotes(text)]
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("Mon chef a dit « zorbs are vermin » et je l'ai signalé.", ["zorbs are vermin"]),
+    ('He wrote "zorbs are vermin" under my post, so I reported it.', ["zorbs are vermin"]),
+    ("What does “zorblax” mean?", ["zorblax"]),
+    ("Que veut dire ‘zorblax’ au juste ?", ["zorblax"]),
+    ("What does 'zorblax' mean?", ["zorblax"]),
+    ("« zorbs are vermin »", []),  # nothing but the quote: the phrase itself, not a mention
+    ('"zorbs are vermin" they said', []),  # two words of frame are not enough
+    ("I don't think they're zorblax, l'histoire dit non.", []),  # apostrophes are not quotes
+    ("He said « zorbs are\nvermin » and left.", []),  # a passage does not cross a line break
+])
+def test_framed_quotes(text: str, expected: list[str]) -> None:
+    assert quoted(text) == expected
+
+
+@pytest.fixture(scope="module")
+def rules() -> RulesDetector:
+    det = RulesDetector([FIXTURES / "invented.yaml"], quoted_weight=0.4)
+    det.load()
+    return det
+
+
+def test_an_entry_quoted_inside_other_words_weighs_at_most_quoted_weight(rules: RulesDetector) -> None:
+    framed, = rules.detect(["My boss said « zorbs are vermin » today and I reported him."])
+    bare, = rules.detect(["« zorbs are vermin »"])
+    used, = rules.detect(["Honestly zorbs are vermin, all of them."])
+    assert [(f.rule_id, f.score) for f in framed] == [("invented:zorbs-are", 0.4)]
+    assert framed[0].evidence is not None and framed[0].evidence.endswith("(quoted)")
+    assert [f.score for f in bare] == [1.0] and [f.score for f in used] == [1.0]
+    off = RulesDetector([FIXTURES / "invented.yaml"], quoted_weight=1.0)
+    off.load()
+    assert [f.score for f in off.detect(["My boss said « zorbs are vermin » today and I reported him."])[0]] == [1.0]
+    assert rules.explain("What does 'zorblax' mean?")["matches"][0]["quoted"] is True
+
+
+def test_a_quoted_entry_blocks_only_when_the_model_is_a_second_witness(rules: RulesDetector) -> None:
+    """hate blocks from 0.7: a quoted entry (0.4) alone does not, with a model score of 0.5 it does."""
+    policy = make_policy()
+    text = "Someone under my video wrote « zorbs are vermin ». Reported, and blocked."
+    listed = rules.detect([text])[0]
+    assert listed and all(f.witness is Witness.LIST for f in listed)
+
+    def model(score: float) -> Finding:
+        return Finding("hate", score, "classifier", (0, len(text)))
+
+    assert not decide([*listed, model(0.05)], policy, "prompt").blocked  # counter-speech: model near 0
+    assert decide([*listed, model(0.5)], policy, "prompt").blocked  # 1 - 0.6 * 0.5 = 0.7
