@@ -76,13 +76,14 @@ class SeverityBands(_Strict):
 
 
 class RulesSettings(_Strict):
-    """`quoted_weight`: the most a list entry weighs inside a quoted passage that other words
-    frame (`text.quotes`): quoting is how counter-speech and questions mention hate, so there the
-    model must witness too. Below every threshold it applies to; 1.0 turns it off."""
+    """`mention_weight`: the most a list entry weighs in a mention (`text.mentions`: a quoted
+    passage that other words frame, or the words after "called me a", "m'a traité de"...):
+    counter-speech, victims and questions mention hate that way, so there the model must witness
+    too. Below every threshold it applies to; 1.0 turns it off."""
 
     enabled: bool = True
     blocklists: tuple[str, ...] = ("default",)
-    quoted_weight: Annotated[float, Field(ge=0.0, le=1.0)] = 0.4
+    mention_weight: Annotated[float, Field(ge=0.0, le=1.0)] = 0.4
 
 
 class ClassifierSettings(_Strict):

@@ -29,7 +29,7 @@ def _rules(policy: Policy) -> Detector | None:
     from safety_filter.detectors.rules import RulesDetector
 
     settings = policy.detectors.rules
-    return RulesDetector(settings.blocklists, quoted_weight=settings.quoted_weight)
+    return RulesDetector(settings.blocklists, mention_weight=settings.mention_weight)
 
 
 def _classifier(policy: Policy) -> Detector | None:

@@ -15,8 +15,8 @@ from safety_filter.detectors.rules.compiler import CompiledRules, compile_lists
 from safety_filter.detectors.rules.model import DEFAULT_REGEX_TIMEOUT, BlocklistError, RuleMatch
 from safety_filter.detectors.rules.schema import resolve_lists
 from safety_filter.findings import Action, Finding, Witness
+from safety_filter.text.mentions import Mentions
 from safety_filter.text.normalize import normalize
-from safety_filter.text.quotes import framed_quotes, inside
 
 log = logging.getLogger("safety_filter.detectors.rules")
 
@@ -35,11 +35,11 @@ class RulesDetector(BaseDetector):
     name = "rules"
 
     def __init__(self, lists: Sequence[str | Path] = ("default",), *, regex_timeout: float = DEFAULT_REGEX_TIMEOUT,
-                 max_evidence: int = 200, quoted_weight: float = 1.0) -> None:
+                 max_evidence: int = 200, mention_weight: float = 1.0) -> None:
         if isinstance(lists, (str, Path)):
             lists = (lists,)
         self.lists_spec: tuple[str | Path, ...] = tuple(lists)
-        self.quoted_weight = quoted_weight  # the most an entry weighs inside a framed quote (a mention)
+        self.mention_weight = mention_weight  # the most an entry weighs in a mention (text.mentions)
         self.regex_timeout = regex_timeout
         self.max_evidence = max_evidence
         self._compiled: CompiledRules | None = None
@@ -114,12 +114,12 @@ class RulesDetector(BaseDetector):
         for text in texts:
             findings = []
             matches = compiled.match(text)
-            quotes = framed_quotes(text) if matches and self.quoted_weight < 1.0 else []
+            mentioned = Mentions(text)
             for m in matches:
                 evidence = m.evidence if len(m.evidence) <= self.max_evidence else m.evidence[: self.max_evidence] + "…"
                 score = m.entry.score
-                if score > self.quoted_weight and inside(m.span, quotes):
-                    score, evidence = self.quoted_weight, f"{evidence} (quoted)"
+                if score > self.mention_weight and mentioned.covers(m.span):
+                    score, evidence = self.mention_weight, f"{evidence} (mentioned)"
                 findings.append(Finding(category=m.entry.category, score=score, source=self.name,
                                         span=m.span, rule_id=m.rule_id, evidence=evidence,
                                         action=actions.get(m.entry.list_name), witness=Witness.LIST))
@@ -131,10 +131,10 @@ class RulesDetector(BaseDetector):
         compiled = self.compiled
         n = normalize(text)
         matches = compiled.match(text, include_allowed=True, normalized=n)
-        quotes = framed_quotes(text) if self.quoted_weight < 1.0 else []
+        mentioned = Mentions(text)
 
         def as_found(m: RuleMatch) -> float:
-            return min(m.entry.score, self.quoted_weight) if inside(m.span, quotes) else m.entry.score
+            return min(m.entry.score, self.mention_weight) if mentioned.covers(m.span) else m.entry.score
 
         return {
             "text": text,
@@ -150,7 +150,7 @@ class RulesDetector(BaseDetector):
                     "entry": m.entry.term,
                     "entry_normalized": m.entry.norm or None,
                     "score": m.entry.score,
-                    "quoted": inside(m.span, quotes),
+                    "mentioned": mentioned.covers(m.span),
                     "score_as_found": as_found(m),
                     "span": list(m.span),
                     "evidence": m.evidence,

@@ -1,5 +1,5 @@
 # ruff: noqa: RUF001  (typographic quotes are the point here)
-"""Quoted passages: a listed phrase quoted inside other words is a mention, and the model must agree."""
+"""Mentions: a listed phrase quoted or reported inside other words is a mention, and the model must agree."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from safety_filter.detectors.rules import RulesDetector
 from safety_filter.findings import Finding, Witness
 from safety_filter.policy import decide
-from safety_filter.text.quotes import framed_quotes
+from safety_filter.text.mentions import Mentions, framed_quotes
 
 from .helpers import make_policy
 
@@ -36,24 +36,39 @@ def test_framed_quotes(text: str, expected: list[str]) -> None:
     assert quoted(text) == expected
 
 
+@pytest.mark.parametrize(("text", "word", "expected"), [
+    ("A guy in my class called me a zorblax today. I'm shaking.", "zorblax", True),
+    ("Someone called my sister a dirty zorblax on the bus.", "zorblax", True),
+    ("A kid keeps saying zorblax and the teachers do nothing.", "zorblax", True),
+    ("Is the word zorblax a slur?", "zorblax", True),
+    ("Un type m'a traité de zorblax aujourd'hui.", "zorblax", True),
+    ("Que veut dire le mot zorblax ?", "zorblax", True),
+    ("Zorblax, all of you. Go home.", "Zorblax", False),
+    ("They called me a friend, but you are a zorblax.", "zorblax", False),  # past the frame's reach
+])
+def test_reported_words(text: str, word: str, expected: bool) -> None:
+    start = text.index(word)
+    assert Mentions(text).covers((start, start + len(word))) is expected
+
+
 @pytest.fixture(scope="module")
 def rules() -> RulesDetector:
-    det = RulesDetector([FIXTURES / "invented.yaml"], quoted_weight=0.4)
+    det = RulesDetector([FIXTURES / "invented.yaml"], mention_weight=0.4)
     det.load()
     return det
 
 
-def test_an_entry_quoted_inside_other_words_weighs_at_most_quoted_weight(rules: RulesDetector) -> None:
+def test_an_entry_quoted_inside_other_words_weighs_at_most_mention_weight(rules: RulesDetector) -> None:
     framed, = rules.detect(["My boss said « zorbs are vermin » today and I reported him."])
     bare, = rules.detect(["« zorbs are vermin »"])
     used, = rules.detect(["Honestly zorbs are vermin, all of them."])
     assert [(f.rule_id, f.score) for f in framed] == [("invented:zorbs-are", 0.4)]
-    assert framed[0].evidence is not None and framed[0].evidence.endswith("(quoted)")
+    assert framed[0].evidence is not None and framed[0].evidence.endswith("(mentioned)")
     assert [f.score for f in bare] == [1.0] and [f.score for f in used] == [1.0]
-    off = RulesDetector([FIXTURES / "invented.yaml"], quoted_weight=1.0)
+    off = RulesDetector([FIXTURES / "invented.yaml"], mention_weight=1.0)
     off.load()
     assert [f.score for f in off.detect(["My boss said « zorbs are vermin » today and I reported him."])[0]] == [1.0]
-    assert rules.explain("What does 'zorblax' mean?")["matches"][0]["quoted"] is True
+    assert rules.explain("What does 'zorblax' mean?")["matches"][0]["mentioned"] is True
 
 
 def test_a_quoted_entry_blocks_only_when_the_model_is_a_second_witness(rules: RulesDetector) -> None:
