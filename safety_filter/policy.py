@@ -77,7 +77,8 @@ class SeverityBands(_Strict):
 
 class RulesSettings(_Strict):
     """`mention_weight`: the most a list entry weighs in a mention (`text.mentions`: a quoted
-    passage that other words frame, or the words after "called me a", "m'a traité de"...):
+    passage that other words frame, the words after "called me a", "m'a traité de"..., or a
+    claim after "it's not true that", "je refuse de dire que"...):
     counter-speech, victims and questions mention hate that way, so there the model must witness
     too. Below every threshold it applies to; 1.0 turns it off."""
 

@@ -51,6 +51,27 @@ def test_reported_words(text: str, word: str, expected: bool) -> None:
     assert Mentions(text).covers((start, start + len(word))) is expected
 
 
+@pytest.mark.parametrize(("text", "claim", "expected"), [
+    ("It's simply not true that zorbs are vermin.", "zorbs are vermin", True),
+    ("It's a myth that all the zorbs are vermin.", "the zorbs are vermin", True),  # two words of gap
+    ("Please stop spreading the lie that zorbs are vermin.", "zorbs are vermin", True),
+    ("I'm not saying zorbs are vermin, I'm saying the plan is bad.", "zorbs are vermin", True),
+    ("I would never call anyone a zorblax.", "zorblax", True),
+    ("Je refuse de dire que les zorbs sont des rats.", "les zorbs sont des rats", True),
+    ("C'est faux de dire que les zorbs sont des rats.", "les zorbs sont des rats", True),
+    ("Je ne dirai jamais que les zorbs sont des rats.", "les zorbs sont des rats", True),
+    ("Personne ne devrait penser que les zorbs sont des rats.", "les zorbs sont des rats", True),
+    ("Je ne traiterais jamais personne de zorblax.", "zorblax", True),
+    ("I think that zorbs are vermin.", "zorbs are vermin", False),  # asserted, not denied
+    ("Zorbs are vermin, and it's not true that I lie.", "Zorbs are vermin", False),  # the frame follows
+    ("Don't feel bad if you call someone a zorblax.", "zorblax", False),  # no denial of the word
+    ("It's not true that the mayor lied; zorbs are vermin.", "zorbs are vermin", False),  # past the gap
+])
+def test_denied_claims(text: str, claim: str, expected: bool) -> None:
+    start = text.index(claim)
+    assert Mentions(text).covers((start, start + len(claim))) is expected
+
+
 @pytest.fixture(scope="module")
 def rules() -> RulesDetector:
     det = RulesDetector([FIXTURES / "invented.yaml"], mention_weight=0.4)
@@ -69,6 +90,8 @@ def test_an_entry_quoted_inside_other_words_weighs_at_most_mention_weight(rules:
     off.load()
     assert [f.score for f in off.detect(["My boss said « zorbs are vermin » today and I reported him."])[0]] == [1.0]
     assert rules.explain("What does 'zorblax' mean?")["matches"][0]["mentioned"] is True
+    denied, = rules.detect(["It's simply not true that zorbs are vermin."])
+    assert [f.score for f in denied] == [0.4]
 
 
 def test_a_quoted_entry_blocks_only_when_the_model_is_a_second_witness(rules: RulesDetector) -> None:

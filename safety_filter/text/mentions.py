@@ -12,14 +12,16 @@ says whether a span is in one:
   l'histoire), at most `MAX_QUOTE_CHARS` long, not across a line break; a text that is nothing
   but a quote is the phrase itself, not a mention;
 - the word or two after a reporting frame, in English or French ("called me a", "keeps saying",
-  "the word", "m'a traité de", "le mot").
+  "the word", "m'a traité de", "le mot");
+- a claim right after a frame that denies it ("it's not true that", "I refuse to say that",
+  "it's a myth that", "c'est faux de dire que", "je refuse de dire que"), however long.
 """
 
 from __future__ import annotations
 
 import re
 
-__all__ = ["Mentions", "framed_quotes", "reported"]
+__all__ = ["Mentions", "denied", "framed_quotes", "reported"]
 
 MAX_QUOTE_CHARS = 300
 MIN_FRAME_WORDS = 3  # words outside the quotes for them to frame the passage
@@ -36,11 +38,35 @@ _REPORTING = re.compile(
     r"|\b(?:keeps?|kept)\s+(?:saying|calling\s+" + _OBJECT + r"(?:\s+an?)?)"
     r"|\bthe\s+(?:word|slur|term|insult)"
     r"|\b(?:traité|traitée|traités|traitées|traite|traitent|traiter|traitait)\s+(?:de|d['\u2019])"
+    r"|\bnever\s+call\s+(?:anyone|anybody|someone|people)(?:\s+an?)?"
+    r"|\bne\s+traiterai[st]?\s+jamais\s+(?:personne|quelqu['\u2019]un)\s+(?:de|d['\u2019])"
     r"|\b(?:le|ce)\s+(?:mot|terme)"
     r"|\b(?:n['\u2019]arrête|n['\u2019]arrêtent)\s+pas\s+de\s+(?:dire|répéter))"
     r"[\s\"'\u201c\u00ab\u2018]*$",
     re.IGNORECASE,
 )
+_SAY = r"(?:say|said|claim|believe|think|pretend|accept|agree)"
+_DIRE = r"(?:dire|dis|dit|dirai|dirais|prétendre|prétends|penser|pense|pensons|croire|crois|répéter|laisser dire)"
+_QUE = r"\s+(?:que|qu['\u2019])"
+_DENYING = re.compile(
+    r"(?:\b(?:not|never|isn['\u2019]t|wasn['\u2019]t)\s+(?:true|the case)\s+that"
+    r"|\b(?:myth|lie|falsehood|fallacy)\s+that"
+    r"|\b(?:wrong|false|untrue|a lie)\s+to\s+" + _SAY + r"\s+that"
+    r"|\b(?:never|won['\u2019]t|will not|wouldn['\u2019]t|would not|refuse to|refuses to|refusing to|don['\u2019]t"
+    r"|do not|doesn['\u2019]t|does not|nobody should|no one should|nobody can|no one can"
+    r"|stop|quit)\s+(?:ever\s+)?" + _SAY + r"(?:ing)?\s+that"
+    r"|\b(?:i['\u2019]m|i am|we['\u2019]re|we are)\s+not\s+saying(?:\s+that)?"
+    r"|\b(?:pas|jamais|plus)\s+vrai" + _QUE
+    + r"|\b(?:faux|mensonger|absurde|injuste|inacceptable|honteux|un mensonge)\s+de\s+" + _DIRE + _QUE
+    + r"|\b(?:mythe|mensonge|cliché|préjugé|idée reçue)(?:\s+de\s+" + _DIRE + r")?" + _QUE
+    + r"|\b(?:refuse|refusons|refusent|refuser)\s+de\s+" + _DIRE + _QUE
+    + r"|\b(?:ne|n['\u2019])\s*" + _DIRE + r"\s+(?:pas|jamais|plus)" + _QUE
+    + r"|\b(?:arrête|arrêtez|arrêtons|arrêter|cessez|cesse)\s+de\s+" + _DIRE + _QUE
+    + r"|\bpersonne\s+ne\s+(?:devrait|doit|peut)\s+" + _DIRE + _QUE
+    + r")[\s\"'\u201c\u00ab\u2018]*$",
+    re.IGNORECASE,
+)
+DENIED_GAP_WORDS = 2  # words allowed between a denying frame and the claim's listed phrase ("that all ...")
 _REACH = 60  # characters before a span searched for a frame
 
 
@@ -94,6 +120,16 @@ def reported(text: str, span: tuple[int, int]) -> bool:
     return False
 
 
+def denied(text: str, span: tuple[int, int]) -> bool:
+    """Whether `span` starts at most `DENIED_GAP_WORDS` words after a frame that denies the claim."""
+    before = [w.start() for w in _WORD.finditer(text, max(0, span[0] - _REACH), span[0])]
+    for k in range(min(DENIED_GAP_WORDS, len(before)) + 1):
+        at = before[-k] if k else span[0]
+        if _DENYING.search(text, max(0, at - _REACH), at):
+            return True
+    return False
+
+
 class Mentions:
     """The mentions of one text, asked span by span (quoted passages are found once, if asked)."""
 
@@ -104,7 +140,7 @@ class Mentions:
     def covers(self, span: tuple[int, int]) -> bool:
         if self._quotes is None:
             self._quotes = framed_quotes(self.text)
-        return inside(span, self._quotes) or reported(self.text, span)
+        return inside(span, self._quotes) or reported(self.text, span) or denied(self.text, span)
 
 
 def inside(span: tuple[int, int], spans: list[tuple[int, int]]) -> bool:
