@@ -232,15 +232,20 @@ def _candidates(ctx: _Signals, clf: Mapping[str, float] | None,
 
 
 def _framed(ctx: _Signals, rule: Rule | ClassifierRule, used: list[Signal], directive: bool,
-            framings: Mapping[tuple[str, str], Framing]) -> tuple[float, list[Signal]]:
-    """(factor, framing applied): the strongest framing near the signals that may lower the score."""
+            framings: Mapping[tuple[str, str], Framing],
+            naming: frozenset[tuple[str, str]] = frozenset()) -> tuple[float, list[Signal]]:
+    """(factor, framing applied): the strongest framing near the signals that may lower the score.
+
+    A sextortion threat is lowered only by its victim's own words (help-seeking words do not
+    appear in a threat), unless its anchors only name the harm ("what is sextortion?")."""
     if directive:
         return 1.0, []  # an imperative request is not excused by the words around it
     # framing counts only near the signals it would excuse (a long chat or completion with
     # "report" in one paragraph does not excuse a request in another)
     near = [f for f in ctx.framing if any(ctx.near(f, u) for u in used)]
-    if isinstance(rule, Rule) and rule.victim_framing_only:
-        near = [f for f in near if f.pattern == "self_victim"]
+    if isinstance(rule, Rule) and rule.victim_framing_only and not all(
+            (a.group, a.pattern) in naming for a in ctx.groups.get(rule.anchor, ())):
+        near = [f for f in near if f.pattern == "self_victim"]  # a threat itself: only its victim's words
     fiction = isinstance(rule, Rule) and rule.fiction
     factor, applied = 1.0, []
     for f in near:
@@ -272,7 +277,7 @@ def evaluate(sigs: Sequence[Signal], view: Normalized, norm: str, data: SignalDa
     framings: dict[tuple[str, str], Framing] = {}
     for f in data.framings:
         framings.setdefault((f.group, f.pattern_id), f)
-    factor, applied = _framed(ctx, rule, used, directive, framings)
+    factor, applied = _framed(ctx, rule, used, directive, framings, data.naming)
     score *= factor
     if clf is not None and applied:
         nc = float(clf.get(Category.NON_CONSENSUAL.value, 0.0))

@@ -89,6 +89,7 @@ class _Pattern(_Item):
     id: str
     re: str
     needs_person: bool = False  # an intent that never counts without a person next to it
+    names_the_harm: bool = False  # a word naming the harm ("sextortion"), not a phrasing that commits it
 
     @field_validator("re")
     @classmethod
@@ -194,6 +195,7 @@ class SignalData:
     needs_person: frozenset[tuple[str, str]]  # (group, pattern id) of intents that need a person
     framings: tuple[Framing, ...]
     prefilter: Prefilter  # over the intents' regexes, then the framings'
+    naming: frozenset[tuple[str, str]] = frozenset()  # (group, pattern id) of intents that name the harm
 
 
 def load_signal_data(folder: Path) -> SignalData:
@@ -213,10 +215,11 @@ def load_signal_data(folder: Path) -> SignalData:
     groups = _read(folder / "intent.yaml", IntentFile).groups
     intents = tuple((group, p.id, re.compile(p.re)) for group, patterns in groups.items() for p in patterns)
     needs_person = frozenset((group, p.id) for group, patterns in groups.items() for p in patterns if p.needs_person)
+    naming = frozenset((group, p.id) for group, patterns in groups.items() for p in patterns if p.names_the_harm)
     framings = tuple(
         Framing(group, spec.factor, bool(spec.applies_to), p.id, re.compile(p.re))
         for group, spec in _read(folder / "exclusions.yaml", ExclusionsFile).groups.items()
         for p in spec.patterns
     )
     prefilter = prefilter_for((*(rx.pattern for _, _, rx in intents), *(f.regex.pattern for f in framings)))
-    return SignalData(figures, relations, intents, needs_person, framings, prefilter)
+    return SignalData(figures, relations, intents, needs_person, framings, prefilter, naming)
