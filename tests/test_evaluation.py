@@ -182,7 +182,7 @@ def test_eval_command_reports_phenomena_end_to_end(tmp_path):
     rows = [
         {"text": "you zorblax", "labels": ["hate"], "lang": "en", "phenomenon": "slur"},
         {"text": "y o u z0rblax", "labels": ["hate"], "lang": "en", "phenomenon": "slur"},
-        {"text": "I would never call anyone a zorblax", "labels": [], "lang": "en", "phenomenon": "negation"},
+        {"text": "zorblax is not a word I use", "labels": [], "lang": "en", "phenomenon": "negation"},
         {"text": "I would never say that word", "labels": [], "lang": "en", "phenomenon": "negation"},
     ]
     data = tmp_path / "rows.jsonl"

@@ -218,16 +218,24 @@ def _leet_pass(s: str) -> str:
 
 def gap_ops(run: str, sep_re: re.Pattern[str] = _SEP_RE) -> list[tuple[int, int, str]]:
     """How to rewrite the gaps of a spaced-letter run: the usual gap joins letters, a longer or
-    different one separates words ("k i l l  a l l" -> "kill all", "n-a-z-i s-c-u-m" too)."""
+    different one separates words ("k i l l  a l l" -> "kill all", "n-a-z-i s-c-u-m" too).
+
+    A run whose gaps all differ has no usual gap and is left alone (no ops): it is ordinary
+    text such as French "y a-t-il", not spaced letters. Ties go to the shorter, then the first gap.
+    """
     gaps = [(m.start(), m.end(), m.group()) for m in sep_re.finditer(run)]
     seen = [g for _, _, g in gaps]
-    usual = max(set(seen), key=lambda g: (seen.count(g), -len(g)))
+    usual = max(seen, key=lambda g: (seen.count(g), -len(g)))  # max keeps the first of equals
+    if seen.count(usual) == 1:
+        return []
     return [(a, b, "" if g == usual else " ") for a, b, g in gaps]
 
 
 def _join_spaced(m: re.Match[str]) -> str:
     run = m.group()
     ops = gap_ops(run)
+    if not ops:
+        return run
     if all(not repl for _, _, repl in ops):
         return _SEP_RE.sub("", run)
     out, pos = [], 0
