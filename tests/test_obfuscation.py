@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -135,3 +137,31 @@ def test_benign_model_view_is_the_text_itself() -> None:
         view = model_view(text)
         assert view.text == text
         assert view.original_span(0, len(view.text)) == (0, len(text))
+
+
+_SEED_SCRIPT = """
+import json, sys
+from safety_filter.detectors.ncii import NCIIDetector
+from safety_filter.detectors.rules import RulesDetector
+from safety_filter.resources import blocklists_dir
+from safety_filter.text.normalize import normalize
+from safety_filter.text.view import model_view
+texts = json.load(sys.stdin)
+rules = RulesDetector([blocklists_dir()]); rules.load()
+ncii = NCIIDetector(use_ner="never"); ncii.load()
+found = [[(f.rule_id, f.span, round(f.score, 6)) for f in fs] for fs in rules.detect(texts) + ncii.detect(texts)]
+views = [(normalize(t).text, normalize(t, fuse=True).text, model_view(t).text) for t in texts]
+print(json.dumps([views, found]))
+"""
+
+
+def test_views_and_list_verdicts_do_not_depend_on_the_hash_seed() -> None:
+    """The same text gets the same views and findings in every process (string hashing is
+    randomised per process: a tie broken by set order once changed French texts' views)."""
+    texts = [json.loads(line)["text"] for name in ("harmful.jsonl", "benign.jsonl")
+             for line in (FIXTURES / name).read_text(encoding="utf-8").splitlines() if line.strip()]
+    texts += ["Pourquoi y a-t-il des rats ? Que X a-t-il dit ? Va-t-on le croire ?"]
+    runs = {subprocess.run([sys.executable, "-c", _SEED_SCRIPT], input=json.dumps(texts), capture_output=True,
+                           text=True, check=True, env={**os.environ, "PYTHONHASHSEED": str(seed)}).stdout
+            for seed in (0, 1, 2)}
+    assert len(runs) == 1
