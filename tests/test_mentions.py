@@ -55,7 +55,9 @@ def test_reported_words(text: str, word: str, expected: bool) -> None:
     ("It's simply not true that zorbs are vermin.", "zorbs are vermin", True),
     ("It's a myth that all the zorbs are vermin.", "the zorbs are vermin", True),  # two words of gap
     ("Please stop spreading the lie that zorbs are vermin.", "zorbs are vermin", True),
-    ("I'm not saying zorbs are vermin, I'm saying the plan is bad.", "zorbs are vermin", True),
+    ("I'm not saying zorbs are vermin, I'm just saying look at the numbers.", "zorbs are vermin", False),  # a hedge
+    ("Je dis pas que les zorbs sont des rats, je dis juste : regardez.", "les zorbs sont des rats", False),
+    ("Je ne dis pas que les zorbs sont des rats, mais bon.", "les zorbs sont des rats", False),
     ("I would never call anyone a zorblax.", "zorblax", True),
     ("Je refuse de dire que les zorbs sont des rats.", "les zorbs sont des rats", True),
     ("C'est faux de dire que les zorbs sont des rats.", "les zorbs sont des rats", True),

@@ -14,7 +14,9 @@ says whether a span is in one:
 - the word or two after a reporting frame, in English or French ("called me a", "keeps saying",
   "the word", "m'a traité de", "le mot");
 - a claim right after a frame that denies it ("it's not true that", "I refuse to say that",
-  "it's a myth that", "c'est faux de dire que", "je refuse de dire que"), however long.
+  "it's a myth that", "c'est faux de dire que", "je refuse de dire que"), however long. Hedges
+  are not denials: "I'm not saying ..., but", "I don't think all ...", "je (ne) dis pas que ...,
+  je dis juste" introduce implicit hate as often as they deny it.
 """
 
 from __future__ import annotations
@@ -52,15 +54,13 @@ _DENYING = re.compile(
     r"(?:\b(?:not|never|isn['\u2019]t|wasn['\u2019]t)\s+(?:true|the case)\s+that"
     r"|\b(?:myth|lie|falsehood|fallacy)\s+that"
     r"|\b(?:wrong|false|untrue|a lie)\s+to\s+" + _SAY + r"\s+that"
-    r"|\b(?:never|won['\u2019]t|will not|wouldn['\u2019]t|would not|refuse to|refuses to|refusing to|don['\u2019]t"
-    r"|do not|doesn['\u2019]t|does not|nobody should|no one should|nobody can|no one can"
-    r"|stop|quit)\s+(?:ever\s+)?" + _SAY + r"(?:ing)?\s+that"
-    r"|\b(?:i['\u2019]m|i am|we['\u2019]re|we are)\s+not\s+saying(?:\s+that)?"
+    r"|\b(?:never|won['\u2019]t|will not|wouldn['\u2019]t|would not|refuse to|refuses to|refusing to"
+    r"|nobody should|no one should|nobody can|no one can|stop|quit)\s+(?:ever\s+)?" + _SAY + r"(?:ing)?\s+that"
     r"|\b(?:pas|jamais|plus)\s+vrai" + _QUE
     + r"|\b(?:faux|mensonger|absurde|injuste|inacceptable|honteux|un mensonge)\s+de\s+" + _DIRE + _QUE
     + r"|\b(?:mythe|mensonge|cliché|préjugé|idée reçue)(?:\s+de\s+" + _DIRE + r")?" + _QUE
     + r"|\b(?:refuse|refusons|refusent|refuser)\s+de\s+" + _DIRE + _QUE
-    + r"|\b(?:ne|n['\u2019])\s*" + _DIRE + r"\s+(?:pas|jamais|plus)" + _QUE
+    + r"|\b(?:ne|n['\u2019])\s*" + _DIRE + r"\s+jamais" + _QUE
     + r"|\b(?:arrête|arrêtez|arrêtons|arrêter|cessez|cesse)\s+de\s+" + _DIRE + _QUE
     + r"|\bpersonne\s+ne\s+(?:devrait|doit|peut)\s+" + _DIRE + _QUE
     + r")[\s\"'\u201c\u00ab\u2018]*$",
